@@ -1,0 +1,8 @@
+import re
+
+import mugv_align
+
+
+def test_version_is_semver():
+    assert re.fullmatch(r"\d+\.\d+\.\d+", mugv_align.__version__)
+    assert mugv_align.__all__[0] == "__version__"

@@ -1,0 +1,8 @@
+import re
+
+import mugv_infer
+
+
+def test_version_is_semver():
+    assert re.fullmatch(r"\d+\.\d+\.\d+", mugv_infer.__version__)
+    assert mugv_infer.__all__[0] == "__version__"
