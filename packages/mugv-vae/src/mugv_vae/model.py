@@ -1,0 +1,280 @@
+"""MUGVAE: the MUG-V video VAE (8×8×8 compression, 24 normalised latent channels).
+
+encode: pixels [B, 3, T, H, W] in [−1, 1] → latents [B, 24, T', ⌈H/8⌉, ⌈W/8⌉], T' = ⌈T/8⌉ (+1 for
+8k+1 clips, whose first frame gets its own image latent). decode(z, num_frames) inverts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from mugv_vae.checkpoint import check_state_dict, load_state, read_reference, save_state
+from mugv_vae.config import TilingConfig, VAEConfig
+from mugv_vae.layout import TIME_COMPRESSION, FrameLayout, frame_layout
+from mugv_vae.posterior import DiagonalGaussian
+from mugv_vae.spatial import SpatialStage
+from mugv_vae.temporal import TemporalVAE
+from mugv_vae.tiling import tiled_map
+
+SPATIAL_COMPRESSION = 8
+_RANGE_SLACK = 1e-3  # pixel values may overshoot [-1, 1] by this much (resampling, rounding)
+
+
+class VAEOutput(NamedTuple):
+    """recon: [B, 3, T, H, W]; posterior over raw latents; z: normalised latents [B, 24, T', h, w]."""
+
+    recon: torch.Tensor
+    posterior: DiagonalGaussian
+    z: torch.Tensor
+
+
+class MUGVAE(nn.Module):
+    """Frame-wise SDXL 2D stage + attention-free 3D temporal stage (SPEC §2).
+
+    State-dict keys match the released `vae.pt` exactly (`spatial_vae.module.*`, `temporal_vae.*`,
+    `scale`, `shift`, `logvar`). `tiling` holds the memory controls used when a call passes none.
+    """
+
+    def __init__(self, config: VAEConfig | None = None, tiling: TilingConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or VAEConfig.preset("mugv")
+        self.tiling = tiling or TilingConfig()
+        self.spatial_vae = SpatialStage(self.config.spatial)
+        self.temporal_vae = TemporalVAE(self.config.spatial.feature_channels, self.config.temporal)
+        self.register_buffer("scale", torch.tensor(self.config.latent_scale).view(1, -1, 1, 1, 1))
+        self.register_buffer("shift", torch.tensor(self.config.latent_shift).view(1, -1, 1, 1, 1))
+        # Learnable log-variance of a Gaussian reconstruction NLL; kept for key compatibility.
+        self.logvar = nn.Parameter(torch.zeros(()))
+
+    # ------------------------------------------------------------------ shapes and layout
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
+        """(C, T', h, w) of the latents of a clip [3, num_frames, height, width]."""
+        layout = frame_layout(num_frames, self.config.window_latents)
+        s = SPATIAL_COMPRESSION
+        return (self.config.latent_channels, layout.num_latents, -(-height // s), -(-width // s))
+
+    def normalize(self, z_raw: torch.Tensor) -> torch.Tensor:
+        """Raw latents → normalised latents (z − shift) / scale, per channel."""
+        return (z_raw - self.shift.to(z_raw.dtype)) / self.scale.to(z_raw.dtype)
+
+    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.scale.to(z.dtype) + self.shift.to(z.dtype)
+
+    # ------------------------------------------------------------------ encode
+    def encode(
+        self,
+        x: torch.Tensor,
+        sample: bool = True,
+        generator: torch.Generator | None = None,
+        tiling: TilingConfig | None = None,
+        check_range: bool = True,
+    ) -> torch.Tensor:
+        """x: [B, 3, T, H, W] in [−1, 1] → normalised latents [B, 24, T', ⌈H/8⌉, ⌈W/8⌉].
+
+        `sample=True` draws from the posterior (as the released pipeline does); False takes its mean.
+        """
+        posterior = self.encode_posterior(x, tiling=tiling, check_range=check_range)
+        z_raw = posterior.sample(generator) if sample else posterior.mode()
+        return self.normalize(z_raw)
+
+    def encode_posterior(
+        self, x: torch.Tensor, tiling: TilingConfig | None = None, check_range: bool = True
+    ) -> DiagonalGaussian:
+        """x: [B, 3, T, H, W] → posterior over raw latents (moments [B, 48, T', h, w])."""
+        tiling = tiling or self.tiling
+        batch, _, num_frames, _, _ = self._check_pixels(x, check_range)
+        x = x.to(self.scale.dtype)
+        # 1. pad H and W up to multiples of 8 by repeating the border
+        pad_h, pad_w = -x.shape[3] % SPATIAL_COMPRESSION, -x.shape[4] % SPATIAL_COMPRESSION
+        if pad_h or pad_w:
+            frames = rearrange(x, "b c t h w -> (b t) c h w")
+            frames = F.pad(frames, (0, pad_w, 0, pad_h), mode="replicate")
+            x = rearrange(frames, "(b t) c h w -> b c t h w", b=batch)
+        # 2. frame-wise 2D encoder → scaled features [B, C, T, h, w]
+        feats = self._spatial(x, tiling, self.spatial_vae.encode, 1 / SPATIAL_COMPRESSION)
+        # 3. whole 8-frame chunks: replicate frame 0 (8k+1 clips) or insert zero frames
+        feats = self._to_chunks(feats, frame_layout(num_frames, self.config.window_latents))
+        # 4. every chunk encoded on its own → one latent each
+        chunks = rearrange(feats, "b c (n s) h w -> (b n) c s h w", s=TIME_COMPRESSION)
+        moments = torch.cat(
+            [
+                self.temporal_vae.encode_chunks(chunks[i : i + tiling.chunk_batch])
+                for i in range(0, chunks.shape[0], tiling.chunk_batch)
+            ]
+        )
+        moments = rearrange(moments, "(b n) c 1 h w -> b c n h w", b=batch)
+        return DiagonalGaussian(moments, self.config.temporal.logvar_clamp)
+
+    @staticmethod
+    def _to_chunks(feats: torch.Tensor, layout: FrameLayout) -> torch.Tensor:
+        """feats: [B, C, T, h, w] → [B, C, 8·T', h, w] per `layout`."""
+        if layout.replicate:
+            first = feats[:, :, :1].expand(-1, -1, layout.replicate, -1, -1)
+            return torch.cat([first, feats], dim=2)
+        if layout.pad:
+            zeros = feats.new_zeros(*feats.shape[:2], layout.pad, *feats.shape[3:])
+            at = layout.pad_at
+            return torch.cat([feats[:, :, :at], zeros, feats[:, :, at:]], dim=2)
+        return feats
+
+    # ------------------------------------------------------------------ decode
+    def decode(
+        self,
+        z: torch.Tensor,
+        num_frames: int,
+        size: tuple[int, int] | None = None,
+        window_latents: int | None = None,
+        tiling: TilingConfig | None = None,
+    ) -> torch.Tensor:
+        """z: normalised latents [B, 24, T', h, w] → pixels [B, 3, num_frames, 8h, 8w].
+
+        Latents are decoded `window_latents` at a time (default `config.window_latents` = 6, the
+        released inference window; training varies it over {1, 4, 8}); the frames that encode
+        added (replicated first frame or zero padding) are dropped. `size=(H, W)` crops the output
+        to the original frame size of clips whose sides were not multiples of 8.
+        """
+        if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
+            raise ValueError(
+                f"z has shape {tuple(z.shape)}; expected [B, {self.config.latent_channels}, T', h, w]"
+            )
+        z_raw = self.denormalize(z.to(self.scale.dtype))
+        return self.decode_raw(z_raw, num_frames, size, window_latents, tiling)
+
+    def decode_raw(
+        self,
+        z_raw: torch.Tensor,
+        num_frames: int,
+        size: tuple[int, int] | None = None,
+        window_latents: int | None = None,
+        tiling: TilingConfig | None = None,
+    ) -> torch.Tensor:
+        """Like `decode` but on raw (un-normalised) latents, as sampled from the posterior."""
+        tiling = tiling or self.tiling
+        window = window_latents or self.config.window_latents
+        layout = frame_layout(num_frames, self.config.window_latents)
+        if layout.num_latents != z_raw.shape[2]:
+            raise ValueError(
+                f"z has {z_raw.shape[2]} latent frames but num_frames={num_frames} corresponds to "
+                f"{layout.num_latents}; pass the frame count of the clip that was encoded"
+            )
+        added = set(layout.added_frames())
+        pieces = []
+        for start in range(0, z_raw.shape[2], window):
+            # 1. temporal decode of one window → 8 feature frames per latent
+            feats = self.temporal_vae.decode_window(z_raw[:, :, start : start + window])
+            # 2. drop the frames encode added
+            first = start * TIME_COMPRESSION
+            keep = [i for i in range(feats.shape[2]) if first + i not in added]
+            if len(keep) < feats.shape[2]:
+                feats = feats[:, :, keep]
+            # 3. frame-wise 2D decoder
+            pieces.append(
+                self._spatial(feats, tiling, self.spatial_vae.decode, SPATIAL_COMPRESSION)
+            )
+        video = torch.cat(pieces, dim=2)
+        if size is not None:
+            video = video[:, :, :, : size[0], : size[1]]
+        return video
+
+    # ------------------------------------------------------------------ training forward
+    def forward(
+        self,
+        x: torch.Tensor,
+        sample: bool = True,
+        window_latents: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> VAEOutput:
+        """Round trip for training: x [B, 3, T, H, W] → VAEOutput(recon like x, posterior, z)."""
+        posterior = self.encode_posterior(x)
+        z_raw = posterior.sample(generator) if sample else posterior.mode()
+        recon = self.decode_raw(z_raw, x.shape[2], tuple(x.shape[-2:]), window_latents)
+        return VAEOutput(recon, posterior, self.normalize(z_raw))
+
+    def adaptive_weight_layer(self) -> torch.Tensor:
+        """Weight used to balance the GAN gradient: the temporal decoder's output conv.
+
+        The spatial stage is the frozen SDXL VAE during temporal training (as in the release), so
+        the last trained layer is the temporal one.
+        """
+        return self.temporal_vae.decoder.conv_out.conv.weight
+
+    # ------------------------------------------------------------------ helpers
+    def _spatial(self, video: torch.Tensor, tiling: TilingConfig, fn, scale: float) -> torch.Tensor:
+        """Run a frame-wise 2D map on [B, C, T, H, W] in frame batches (tiled if enabled)."""
+        batch = video.shape[0]
+        frames = rearrange(video, "b c t h w -> (b t) c h w")
+        tile = tiling.tile_size if scale < 1 else tiling.tile_size // SPATIAL_COMPRESSION
+        overlap = tiling.tile_overlap if scale < 1 else tiling.tile_overlap // SPATIAL_COMPRESSION
+        out = []
+        for i in range(0, frames.shape[0], tiling.frame_batch):
+            part = frames[i : i + tiling.frame_batch]
+            if tiling.enabled and max(part.shape[-2:]) > tile:
+                out.append(tiled_map(fn, part, tile, overlap, scale))
+            else:
+                out.append(fn(part))
+        return rearrange(torch.cat(out), "(b t) c h w -> b c t h w", b=batch)
+
+    def _check_pixels(self, x: torch.Tensor, check_range: bool) -> tuple[int, int, int, int, int]:
+        if x.ndim != 5 or x.shape[1] != self.config.spatial.in_channels:
+            hint = " (channels-last? use x.permute(0, 4, 1, 2, 3))" if x.shape[-1] == 3 else ""
+            raise ValueError(
+                f"pixels have shape {tuple(x.shape)}; expected [B, 3, T, H, W] RGB video{hint}"
+            )
+        if not x.is_floating_point():
+            raise TypeError(
+                f"pixels are {x.dtype}; convert to float in [-1, 1] first (x / 127.5 - 1 for uint8)"
+            )
+        height, width = x.shape[-2:]
+        if min(height, width) < SPATIAL_COMPRESSION:
+            raise ValueError(
+                f"frames are {height}x{width} pixels; height and width must be at least "
+                f"{SPATIAL_COMPRESSION} (one latent pixel)"
+            )
+        if check_range:
+            lo, hi = torch.aminmax(x.detach())
+            if lo.item() < -1 - _RANGE_SLACK or hi.item() > 1 + _RANGE_SLACK:
+                raise ValueError(
+                    f"pixel values span [{lo.item():.3g}, {hi.item():.3g}] but must lie in [-1, 1]; "
+                    "map [0, 1] input with 2x-1 or uint8 with x/127.5-1 (check_range=False skips this)"
+                )
+        return tuple(x.shape)  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ checkpoints
+    @classmethod
+    def from_reference(
+        cls,
+        source: str | Path | Mapping[str, torch.Tensor],
+        config: VAEConfig | None = None,
+    ) -> MUGVAE:
+        """Load the released MUG-V `vae.pt` (path, or a state dict already loaded).
+
+        Keys and shapes are checked first; a mismatch raises ValueError naming the missing,
+        unexpected and mis-shaped keys. `config` defaults to the "mugv" preset.
+        """
+        state = read_reference(source)
+        model = cls(config)
+        origin = str(source) if not isinstance(source, Mapping) else "the given state dict"
+        check_state_dict(model.state_dict(), state, origin)
+        model.load_state_dict(state, strict=True)
+        return model
+
+    def save_pretrained(self, directory: str | Path, max_shard_bytes: int = 2 * 1024**3) -> None:
+        """Write config.json + safetensors (sharded above `max_shard_bytes`) into `directory`."""
+        config_json = self.config.model_dump(mode="json")
+        save_state(self.state_dict(), config_json, directory, max_shard_bytes)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> MUGVAE:
+        """Load a directory written by `save_pretrained`."""
+        config_json, state = load_state(directory)
+        model = cls(VAEConfig.model_validate(config_json))
+        check_state_dict(model.state_dict(), state, str(directory))
+        model.load_state_dict(state, strict=True)
+        return model
