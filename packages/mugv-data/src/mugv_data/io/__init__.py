@@ -1,0 +1,1 @@
+"""Video decoding/encoding and input listing."""

@@ -1,0 +1,1 @@
+"""WebDataset tar shards: the atomic writer, raw clip shards and latent shards."""

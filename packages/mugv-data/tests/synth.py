@@ -1,0 +1,118 @@
+"""Synthetic test videos built with PyAV from numpy frames (no ffmpeg binary, no downloads)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mugv_data.io.video import encode_mp4
+
+H, W, FPS = 128, 160, 16
+
+
+def texture(
+    seed: int, h: int = 400, w: int = 1800, blur: int = 5, contrast: float = 40.0
+) -> np.ndarray:
+    """Smoothed colour noise [h, w, 3] uint8; Laplacian variance falls as `blur` grows."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(3, 1, h, w, generator=g)
+    k = torch.ones(1, 1, blur, blur) / blur**2
+    for _ in range(2):
+        x = F.conv2d(x, k, padding=blur // 2)
+    x = (x - x.mean()) / x.std() * contrast + 128
+    # Large-scale structure (tint + gradient) so that two textures differ when downscaled.
+    tint = torch.rand(3, 1, 1, 1, generator=g) * 100 - 50
+    ramp = torch.linspace(-1, 1, w) * (torch.rand(1, generator=g) * 80 - 40)
+    return (x + tint + ramp).clamp(0, 255)[:, 0].permute(1, 2, 0).numpy().astype(np.uint8)
+
+
+def pan(
+    tex: np.ndarray, n: int, dx: float, dy: float = 0.0, x0: int = 0, y0: int = 0
+) -> np.ndarray:
+    """n frames [n, H, W, 3] of a window moving (dx, dy) pixels per frame over `tex`."""
+    out = []
+    for i in range(n):
+        x, y = x0 + round(i * dx), y0 + round(i * dy)
+        out.append(tex[y : y + H, x : x + W])
+    return np.stack(out)
+
+
+def dissolve(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """n frames blending linearly from frame a to frame b."""
+    al = np.linspace(0, 1, n + 2)[1:-1, None, None, None]
+    return (a[None].astype(np.float32) * (1 - al) + b[None].astype(np.float32) * al).astype(
+        np.uint8
+    )
+
+
+def write(path: Path, frames: np.ndarray, fps: int = FPS, crf: int = 10) -> Path:
+    encode_mp4(frames, fps, str(path), crf=crf)
+    return path
+
+
+def audio_only(path: Path, seconds: float = 1.0) -> Path:
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("aac", rate=16000)
+        s.layout = "mono"
+        n = int(seconds * 16000)
+        tone = (np.sin(np.arange(n) / 16000 * 2 * np.pi * 440) * 0.3).astype(np.float32)
+        for i in range(0, n, 1024):
+            chunk = tone[i : i + 1024][None]
+            fr = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+            fr.sample_rate, fr.pts, fr.time_base = 16000, i, Fraction(1, 16000)
+            for p in s.encode(fr):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def mpeg4(path: Path, frames: np.ndarray, fps: int = FPS) -> Path:
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("mpeg4", rate=fps)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode())
+    return path
+
+
+def zero_frames(path: Path) -> Path:
+    """A container with a video stream that holds no frame (only audio packets)."""
+    with av.open(str(path), "w", format="matroska") as c:
+        v = c.add_stream("libx264", rate=FPS)
+        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+        a = c.add_stream("aac", rate=16000)
+        a.layout = "mono"
+        for i in range(0, 16000, 1024):
+            fr = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+            )
+            fr.sample_rate, fr.pts, fr.time_base = 16000, i, Fraction(1, 16000)
+            for p in a.encode(fr):
+                c.mux(p)
+        for p in a.encode():
+            c.mux(p)
+    return path
+
+
+def faststart(path: Path, frames: np.ndarray, fps: int = FPS) -> Path:
+    """mp4 with its index first, so that a truncated copy still opens."""
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode())
+    return path
+
+
+def truncated(path: Path, src: Path, keep: float = 0.5) -> Path:
+    data = src.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
