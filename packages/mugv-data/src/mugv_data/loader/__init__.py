@@ -1,0 +1,1 @@
+"""Training loader over latent shards: bucketed, token-budgeted, exactly resumable."""
