@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from tqdm import tqdm
 
 from mugv_vae.checkpoint import check_state_dict, load_state, read_reference, save_state
 from mugv_vae.config import TilingConfig, VAEConfig
@@ -75,17 +76,22 @@ class MUGVAE(nn.Module):
         generator: torch.Generator | None = None,
         tiling: TilingConfig | None = None,
         check_range: bool = True,
+        progress: bool = False,
     ) -> torch.Tensor:
         """x: [B, 3, T, H, W] in [−1, 1] → normalised latents [B, 24, T', ⌈H/8⌉, ⌈W/8⌉].
 
         `sample=True` draws from the posterior (as the released pipeline does); False takes its mean.
         """
-        posterior = self.encode_posterior(x, tiling=tiling, check_range=check_range)
+        posterior = self.encode_posterior(x, tiling, check_range, progress)
         z_raw = posterior.sample(generator) if sample else posterior.mode()
         return self.normalize(z_raw)
 
     def encode_posterior(
-        self, x: torch.Tensor, tiling: TilingConfig | None = None, check_range: bool = True
+        self,
+        x: torch.Tensor,
+        tiling: TilingConfig | None = None,
+        check_range: bool = True,
+        progress: bool = False,
     ) -> DiagonalGaussian:
         """x: [B, 3, T, H, W] → posterior over raw latents (moments [B, 48, T', h, w])."""
         tiling = tiling or self.tiling
@@ -106,7 +112,11 @@ class MUGVAE(nn.Module):
         moments = torch.cat(
             [
                 self.temporal_vae.encode_chunks(chunks[i : i + tiling.chunk_batch])
-                for i in range(0, chunks.shape[0], tiling.chunk_batch)
+                for i in tqdm(
+                    range(0, chunks.shape[0], tiling.chunk_batch),
+                    desc="encode chunks",
+                    disable=not progress,
+                )
             ]
         )
         moments = rearrange(moments, "(b n) c 1 h w -> b c n h w", b=batch)
@@ -132,6 +142,7 @@ class MUGVAE(nn.Module):
         size: tuple[int, int] | None = None,
         window_latents: int | None = None,
         tiling: TilingConfig | None = None,
+        progress: bool = False,
     ) -> torch.Tensor:
         """z: normalised latents [B, 24, T', h, w] → pixels [B, 3, num_frames, 8h, 8w].
 
@@ -145,7 +156,7 @@ class MUGVAE(nn.Module):
                 f"z has shape {tuple(z.shape)}; expected [B, {self.config.latent_channels}, T', h, w]"
             )
         z_raw = self.denormalize(z.to(self.scale.dtype))
-        return self.decode_raw(z_raw, num_frames, size, window_latents, tiling)
+        return self.decode_raw(z_raw, num_frames, size, window_latents, tiling, progress)
 
     def decode_raw(
         self,
@@ -154,6 +165,7 @@ class MUGVAE(nn.Module):
         size: tuple[int, int] | None = None,
         window_latents: int | None = None,
         tiling: TilingConfig | None = None,
+        progress: bool = False,
     ) -> torch.Tensor:
         """Like `decode` but on raw (un-normalised) latents, as sampled from the posterior."""
         tiling = tiling or self.tiling
@@ -166,7 +178,8 @@ class MUGVAE(nn.Module):
             )
         added = set(layout.added_frames())
         pieces = []
-        for start in range(0, z_raw.shape[2], window):
+        starts = range(0, z_raw.shape[2], window)
+        for start in tqdm(starts, desc="decode windows", disable=not progress):
             # 1. temporal decode of one window → 8 feature frames per latent
             feats = self.temporal_vae.decode_window(z_raw[:, :, start : start + window])
             # 2. drop the frames encode added
