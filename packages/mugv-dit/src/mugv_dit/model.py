@@ -1,0 +1,148 @@
+"""MUG-DiT: the video diffusion transformer of MUG-V (architecture only)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from mugv_dit.block import DiTBlock, FinalLayer
+from mugv_dit.checkpoint import PretrainedMixin
+from mugv_dit.config import DiTConfig
+from mugv_dit.layers import PatchEmbed3D, ScalarEmbedder, TextEmbedder
+from mugv_dit.rope import rope_cos_sin, token_positions
+from mugv_dit.validation import check_inputs
+
+
+class MUGDiT(PretrainedMixin, nn.Module):
+    """Text/image-to-video DiT with adaLN-single, QK-norm, 3D RoPE and start/end tokens.
+
+    Use `MUGDiT(DiTConfig.preset("10b"))`, `MUGDiT.from_pretrained(dir)` or
+    `MUGDiT.from_reference("dit.pt")`. Build on `torch.device("meta")` for large presets and
+    call `init_weights()` (or load a state dict) after materialising.
+    """
+
+    # Parallel structure as data: submodules that are FSDP / activation-checkpoint units.
+    fsdp_units: tuple[str, ...] = ("blocks",)
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.hidden_size
+        self.x_embedder = PatchEmbed3D(config.patch_size, config.in_channels, d)
+        self.t_embedder = ScalarEmbedder(d, config.freq_dim)
+        self.fps_embedder = ScalarEmbedder(d, config.freq_dim)
+        self.t_block = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
+        self.y_embedder = TextEmbedder(config.text_dim, d, config.norm_eps)
+        self.blocks = nn.ModuleList(
+            DiTBlock(d, config.num_heads, config.mlp_ratio, config.norm_eps)
+            for _ in range(config.depth)
+        )
+        self.start_token = nn.Parameter(torch.empty(d))
+        self.end_token = nn.Parameter(torch.empty(d))
+        self.final_layer = FinalLayer(
+            d, math.prod(config.patch_size), config.out_channels, config.norm_eps
+        )
+        if self.start_token.device.type != "meta":
+            self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self, generator: torch.Generator | None = None) -> None:
+        """Linears N(0, init_std), residual output projections additionally / sqrt(2*depth),
+        biases 0, final linear 0 (the model starts by predicting zero velocity), start/end
+        tokens N(0, 0.02), modulation tables randn/sqrt(d), norm weights 1."""
+        std = self.config.init_std
+        residual_std = std / math.sqrt(2 * self.config.depth)
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear | nn.Conv3d):
+                is_out = name.endswith(("attn.proj", "cross_attn.proj", "mlp.fc2"))
+                module.weight.normal_(0.0, residual_std if is_out else std, generator=generator)
+                module.bias.zero_()
+            elif isinstance(module, nn.LayerNorm) and module.weight is not None:
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+            elif hasattr(module, "weight") and module.__class__.__name__ == "RMSNorm":
+                module.weight.fill_(1.0)
+        self.final_layer.linear.weight.zero_()
+        for token in (self.start_token, self.end_token):
+            token.normal_(0.0, 0.02, generator=generator)
+        for name, p in self.named_parameters():
+            if name.endswith("scale_shift_table"):
+                p.normal_(generator=generator).div_(math.sqrt(self.config.hidden_size))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        timestep: torch.Tensor,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        fps: torch.Tensor,
+        frame_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predict the velocity x0 - noise.
+
+        x: [B, C, T, H, W] latents; timestep: [B] in 0..1000; text: [B, L, text_dim];
+        text_mask: [B, L] bool (True = real token); fps: [B]; frame_mask: [B, T] bool,
+        True = generate (noisy), False = conditioning frame (clean, modulated with t = 0).
+        None means every frame is generated. Returns [B, C, T, H, W] in fp32.
+        """
+        cfg = self.config
+        check_inputs(cfg, x, timestep, text, text_mask, fps, frame_mask)
+        dtype = self.x_embedder.proj.weight.dtype
+        b, _, frames, height, width = x.shape
+        grid = [
+            math.ceil(n / p) for n, p in zip((frames, height, width), cfg.patch_size, strict=True)
+        ]
+        if frame_mask is None:
+            frame_mask = torch.ones(b, frames, dtype=torch.bool, device=x.device)
+
+        # 1. patchify and bracket with the start/end tokens
+        tokens = self.x_embedder(x.to(dtype))
+        x_seq = torch.cat(
+            [self.start_token.expand(b, 1, -1), tokens, self.end_token.expand(b, 1, -1)], dim=1
+        )
+
+        # 2. conditioning: c for the timestep, c0 for t = 0 (conditioning frames, start/end)
+        fps_emb = self.fps_embedder(fps)
+        c = self.t_embedder(timestep.to(dtype)) + fps_emb
+        c0 = self.t_embedder(torch.zeros_like(timestep, dtype=dtype)) + fps_emb
+        cond, cond0 = self.t_block(c), self.t_block(c0)
+        frame_gen = frame_mask[:, :: cfg.patch_size[0]]
+        closed = torch.zeros(b, 1, dtype=torch.bool, device=x.device)
+        seg_gen = torch.cat([closed, frame_gen, closed], dim=1)
+
+        # 3. text: embed, then drop padding (cross-attention is per-sample variable length)
+        text_lens = text_mask.sum(dim=1).tolist()
+        text_tokens = self.y_embedder(text.to(dtype))[text_mask]
+
+        # 4. 3D RoPE tables for this grid
+        positions = token_positions(*grid)
+        rope = rope_cos_sin(
+            positions,
+            cfg.head_dim,
+            cfg.rope_theta,
+            cfg.rope_space_positions,
+            cfg.rope_time_positions,
+            device=x.device,
+        )
+
+        # 5. transformer blocks
+        for block in self.blocks:
+            x_seq = block(x_seq, text_tokens, text_lens, cond, cond0, seg_gen, rope)
+
+        # 6. head on patch tokens, unpatchify, crop the patch padding, keep the velocity half
+        out = self.final_layer(x_seq[:, 1:-1], c, c0, frame_gen)
+        pt, ph, pw = cfg.patch_size
+        out = rearrange(
+            out,
+            "b (t h w) (pt ph pw c) -> b c (t pt) (h ph) (w pw)",
+            t=grid[0],
+            h=grid[1],
+            w=grid[2],
+            pt=pt,
+            ph=ph,
+            pw=pw,
+        )
+        return out[:, : cfg.in_channels, :frames, :height, :width].float()

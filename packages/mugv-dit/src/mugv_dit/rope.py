@@ -1,0 +1,61 @@
+"""3D rotary position embedding of MUG-DiT.
+
+Each head's 72 channels are 36 adjacent pairs: 12 pairs rotate with the h position, 12 with w and
+12 with t ([h | w | t]), all three axes sharing the frequencies theta^(-6k/head_dim), k = 0..11.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def token_positions(frames: int, height: int, width: int) -> torch.Tensor:
+    """(h, w, t) of every token: start token, frames * height * width patches, end token.
+
+    Real frames sit at t = 1..T; the start token at (h=0, w=0, t=0) and the end token at
+    (h=H-1, w=W-1, t=T+1), so both bracket the video in every axis.
+
+    Returns: [T*H*W + 2, 3] int64.
+    """
+    t, h, w = torch.meshgrid(
+        torch.arange(1, frames + 1), torch.arange(height), torch.arange(width), indexing="ij"
+    )
+    body = torch.stack([h, w, t], dim=-1).reshape(-1, 3)
+    start = torch.tensor([[0, 0, 0]])
+    end = torch.tensor([[height - 1, width - 1, frames + 1]])
+    return torch.cat([start, body, end])
+
+
+def rope_cos_sin(
+    positions: torch.Tensor,
+    head_dim: int,
+    theta: float,
+    max_space: int,
+    max_time: int,
+    device: torch.device | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotation tables for `positions` [N, 3] (h, w, t) -> cos, sin of shape [N, head_dim/2], fp32."""
+    h, w, t = positions.unbind(-1)
+    if int(max(h.max(), w.max())) >= max_space:
+        raise ValueError(
+            f"latent grid of {int(h.max()) + 1}x{int(w.max()) + 1} patches exceeds the RoPE table "
+            f"of {max_space} spatial positions; lower the resolution or raise rope_space_positions"
+        )
+    if int(t.max()) >= max_time:
+        raise ValueError(
+            f"{int(t.max()) - 1} latent frames exceed the RoPE table of {max_time} temporal "
+            "positions (start and end tokens take two); shorten the clip or raise rope_time_positions"
+        )
+    n_freq = head_dim // 6
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 6)[:n_freq].float() / head_dim)
+    angles = torch.cat([axis.float()[:, None] * inv_freq for axis in (h, w, t)], dim=-1)
+    angles = angles.to(device)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent channel pairs of x [..., N, D] by the angles behind cos/sin [N, D/2]."""
+    pairs = x.float().unflatten(-1, (-1, 2))
+    x0, x1 = pairs.unbind(-1)
+    out = torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1)
+    return out.flatten(-2).type_as(x)
