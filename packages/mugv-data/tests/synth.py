@@ -16,7 +16,7 @@ H, W, FPS = 128, 160, 16
 
 
 def texture(
-    seed: int, h: int = 400, w: int = 1800, blur: int = 5, contrast: float = 40.0
+    seed: int, h: int = 400, w: int = 1800, blur: int = 3, contrast: float = 40.0
 ) -> np.ndarray:
     """Smoothed colour noise [h, w, 3] uint8; Laplacian variance falls as `blur` grows."""
     g = torch.Generator().manual_seed(seed)

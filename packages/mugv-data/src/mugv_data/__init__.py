@@ -16,7 +16,8 @@ from mugv_data.shards.latent import (
 )
 from mugv_data.shards.raw import RawSample, iter_raw_shard
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (__version__ first, then sorted)
+    "__version__",
     "CurateConfig",
     "LatentExpect",
     "LatentFormatError",
@@ -26,7 +27,6 @@ __all__ = [
     "LoaderConfig",
     "RawSample",
     "VideoError",
-    "__version__",
     "build_config",
     "curate",
     "encode_mp4",

@@ -64,8 +64,9 @@ class CaptionStage:
             out[:, : prompt_ids.shape[1]], prompt_ids
         ):
             out = out[:, prompt_ids.shape[1] :]  # decoder-only models echo the prompt
-        texts = self.processor.batch_decode(out, skip_special_tokens=True)
-        return [t.strip() for t in texts]
+        texts = [t.strip() for t in self.processor.batch_decode(out, skip_special_tokens=True)]
+        prompt = self.cfg.prompt.strip().lower()  # prefix-conditioned models (BLIP) echo it as text
+        return [t[len(prompt) :].strip() if t.lower().startswith(prompt) else t for t in texts]
 
     def __call__(self, clips: list[Clip]) -> None:
         todo = [c for c in clips if c.reject is None and c.caption is None]
@@ -75,4 +76,7 @@ class CaptionStage:
             batch = todo[i : i + self.cfg.batch_size]
             captions = self.generate([c.keyframes[len(c.keyframes) // 2] for c in batch])
             for clip, text in zip(batch, captions, strict=True):
-                clip.caption, clip.caption_source = text, self.source
+                if text:
+                    clip.caption, clip.caption_source = text, self.source
+                else:
+                    clip.reject_as(self.name, "empty_caption", "the captioner returned no text")
