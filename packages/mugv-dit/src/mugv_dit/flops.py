@@ -24,20 +24,16 @@ def forward_flops(
     config: DiTConfig, latent_frames: int, latent_height: int, latent_width: int, text_len: int
 ) -> float:
     """FLOPs of one forward pass for one sample with `text_len` real (unpadded) text tokens."""
-    d, s, l = (
-        config.hidden_size,
-        num_tokens(config, latent_frames, latent_height, latent_width),
-        text_len,
-    )
+    d, lt = config.hidden_size, text_len
+    s = num_tokens(config, latent_frames, latent_height, latent_width)
     mlp = int(d * config.mlp_ratio)
-    per_token = (
-        3 * d * d + d * d + d * d + d * d + 2 * d * mlp
-    )  # qkv, proj, cross q, cross proj, mlp
-    per_block = 2 * s * per_token + 2 * l * 2 * d * d  # + cross-attention kv on the text
-    per_block += 4 * s * s * d + 4 * s * l * d  # QK^T and AV, self and cross
+    # qkv, proj, cross-attention q and proj, mlp
+    per_token = 3 * d * d + d * d + d * d + d * d + 2 * d * mlp
+    per_block = 2 * s * per_token + 2 * lt * 2 * d * d  # + cross-attention kv on the text
+    per_block += 4 * s * s * d + 4 * s * lt * d  # QK^T and AV, self and cross
     patches = s - 2
     embed = 2 * patches * config.in_channels * math.prod(config.patch_size) * d
-    text = 2 * l * (config.text_dim * d + d * d)
+    text = 2 * lt * (config.text_dim * d + d * d)
     cond = 2 * 2 * (config.freq_dim * d + d * d) + 2 * 6 * d * d  # t, fps embedders, t_block
     head = 2 * patches * d * math.prod(config.patch_size) * config.out_channels
     return config.depth * per_block + embed + text + cond + head
