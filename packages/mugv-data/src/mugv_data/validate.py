@@ -45,7 +45,8 @@ def validate_dir(directory: str | Path) -> tuple[dict, list[str]]:
     problems: list[str] = []
     summary = {"shards": 0, "samples": 0, "by_schema": {}}
     shard_counts: dict[str, int] = {}
-    for shard in sorted(d.rglob("*.tar")):
+    found = sorted(d.rglob("*.tar"))
+    for shard in found:
         try:
             schema = shard_schema(shard)
             it = iter_latent_shard(shard) if schema == LATENT_SCHEMA else iter_raw_shard(shard)
@@ -88,6 +89,6 @@ def validate_dir(directory: str | Path) -> tuple[dict, list[str]]:
                 )
         summary["accepted_inputs"] = sum(r["status"] == "accepted" for r in records.values())
         summary["rejected_inputs"] = sum(r["status"] == "rejected" for r in records.values())
-    if not summary["shards"] and not journals:
+    if not found and not journals:
         problems.append(f"{d}: no shards and no curation journal found")
     return summary, problems
