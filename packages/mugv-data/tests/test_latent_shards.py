@@ -69,7 +69,7 @@ def test_reader_refuses_other_encoders_and_corrupt_bytes(tmp_path):
         list(iter_latent_shard(shard, LatentExpect(vae_id="other-vae")))
     data = bytearray(shard.read_bytes())
     entry = load_index(shard)[1]
-    off, size = entry["files"]["safetensors"]
+    off, _ = entry["files"]["safetensors"]
     data[off : off + 16] = b"\xff" * 16
     shard.write_bytes(bytes(data))
     with pytest.raises(LatentFormatError, match="sample s0001: cannot decode"):
