@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "packages/mugv-data/tests"))
-import synth  # noqa: E402
-from latent_utils import sample  # noqa: E402
+import synth
+from latent_utils import sample
 
-from mugv_data.config import build_config  # noqa: E402
-from mugv_data.curate import Curator  # noqa: E402
-from mugv_data.loader.loader import LatentLoader, LoaderConfig  # noqa: E402
-from mugv_data.shards.latent import LatentShardWriter  # noqa: E402
+from mugv_data.config import build_config
+from mugv_data.curate import Curator
+from mugv_data.loader.loader import LatentLoader, LoaderConfig
+from mugv_data.shards.latent import LatentShardWriter
 
 
 def make_videos(d: Path, n: int, seconds: int, fps: int = 24) -> None:
