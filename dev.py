@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Bootstrap for a machine that has only python3: creates `.dev-venv` with nox and uv, then runs nox.
 
-    python3 dev.py demo     # the main job on its embedded tiny default, on CPU
-    python3 dev.py test     # lint + every package's tests + end-to-end tests
-    python3 dev.py -- -s "tests(dit)"   # any nox arguments after --
+python3 dev.py demo     # the main job on its embedded tiny default, on CPU
+python3 dev.py test     # lint + every package's tests + end-to-end tests
+python3 dev.py -- -s "tests(dit)"   # any nox arguments after --
 """
 
 from __future__ import annotations

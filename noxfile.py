@@ -1,10 +1,10 @@
 """Developer sessions. Every session installs CPU torch through constraints.txt, never a CUDA build.
 
-    nox -s "tests(dit)"   one package's tests in its own environment
-    nox -s tests          every package
-    nox -s lint           ruff + the import-layer check
-    nox -s e2e            cross-package tests in tests/
-    nox -s demo           the main job on its tiny embedded default (CPU)
+nox -s "tests(dit)"   one package's tests in its own environment
+nox -s tests          every package
+nox -s lint           ruff + the import-layer check
+nox -s e2e            cross-package tests in tests/
+nox -s demo           the main job on its tiny embedded default (CPU)
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def _find_links() -> None:
         return
     out = subprocess.run(
         [sys.executable, "-m", "pip", "config", "get", "global.find-links"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.strip()
     if out:
         os.environ["UV_FIND_LINKS"] = out

@@ -10,8 +10,9 @@ from __future__ import annotations
 import ast
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 ALLOWED: dict[str, set[str]] = {
@@ -59,9 +60,13 @@ def main() -> int:
                     errors.append(f"{rel}:{line}: mugv-{pkg} may not import mugv-{other}")
         undeclared = used - {pkg} - declared(pkg)
         for other in sorted(undeclared):
-            errors.append(f"packages/mugv-{pkg}/pyproject.toml: imports mugv-{other} but does not depend on it")
+            errors.append(
+                f"packages/mugv-{pkg}/pyproject.toml: imports mugv-{other} but does not depend on it"
+            )
         for other in sorted(declared(pkg) - allowed):
-            errors.append(f"packages/mugv-{pkg}/pyproject.toml: depends on mugv-{other}, which the layering forbids")
+            errors.append(
+                f"packages/mugv-{pkg}/pyproject.toml: depends on mugv-{other}, which the layering forbids"
+            )
     print("\n".join(errors) if errors else f"import layers ok ({len(ALLOWED)} packages)")
     return 1 if errors else 0
 

@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 from mugv_dit import MUGDiT
 
 GOLDEN = Path(__file__).parent / "data" / "reference_golden.safetensors"
-REFERENCE_KEYS = Path(__file__).parents[4] / "shared" / "reference" / "dit_keys.txt"
+# A copy of shared/reference/dit_keys.txt, the key/shape list of the released dit.pt.
+REFERENCE_KEYS = Path(__file__).parent / "data" / "dit_keys.txt"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def test_reference_pt_file_loads_with_weights_only(golden, tmp_path):
 
 
 def test_our_keys_equal_the_released_key_list():
-    """Every key and shape of shared/reference/dit_keys.txt (hidden 144, heads 2, depth 1)."""
+    """Every key and shape of the released list (hidden 144, heads 2, depth 1)."""
     listed = {}
     for line in REFERENCE_KEYS.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
