@@ -120,6 +120,7 @@ def main() -> None:
     gen = torch.Generator(device).manual_seed(0)
     runs = {
         "untiled": TilingConfig(frame_batch=args.frame_batch),
+        "untiled_fb1": TilingConfig(frame_batch=1, chunk_batch=1),
         "tiled512": TilingConfig(
             enabled=True, tile_size=512, tile_overlap=128, frame_batch=args.frame_batch
         ),

@@ -137,7 +137,7 @@ def test_tiled_output_is_close_to_untiled(tiny_vae, smooth_video):
     """Tiles see their own GroupNorm statistics and attention context, so tiling is approximate.
 
     Measured on this tiny model with random (key-seeded) weights, 64×64 frames: relative L2 error
-    0.73 / 0.49 (latents / pixels) for 32 px tiles, 0.44 / 0.22 for 48 px tiles (docs/vae.md).
+    0.68 / 0.43 (latents / pixels) for 32 px tiles, 0.41 / 0.21 for 48 px tiles (docs/vae.md).
     """
     x = smooth_video(9, 64, 64)
     errs = []

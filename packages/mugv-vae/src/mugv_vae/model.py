@@ -6,6 +6,7 @@ encode: pixels [B, 3, T, H, W] in [−1, 1] → latents [B, 24, T', ⌈H/8⌉, �
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -26,6 +27,10 @@ from mugv_vae.tiling import tiled_map
 
 SPATIAL_COMPRESSION = 8
 _RANGE_SLACK = 1e-3  # pixel values may overshoot [-1, 1] by this much (resampling, rounding)
+
+
+def _untiled(fn, x: torch.Tensor) -> torch.Tensor:
+    return fn(x)
 
 
 class VAEOutput(NamedTuple):
@@ -220,18 +225,19 @@ class MUGVAE(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def _spatial(self, video: torch.Tensor, tiling: TilingConfig, fn, scale: float) -> torch.Tensor:
-        """Run a frame-wise 2D map on [B, C, T, H, W] in frame batches (tiled if enabled)."""
+        """Run a frame-wise 2D stage on [B, C, T, H, W] in frame batches (tiled if enabled)."""
         batch = video.shape[0]
         frames = rearrange(video, "b c t h w -> (b t) c h w")
-        tile = tiling.tile_size if scale < 1 else tiling.tile_size // SPATIAL_COMPRESSION
-        overlap = tiling.tile_overlap if scale < 1 else tiling.tile_overlap // SPATIAL_COMPRESSION
+        tile, overlap = tiling.tile_size, tiling.tile_overlap  # in pixels
+        if scale > 1:  # decoder tiles are cut in latent pixels
+            tile, overlap = tile // SPATIAL_COMPRESSION, overlap // SPATIAL_COMPRESSION
+        if tiling.enabled and max(frames.shape[-2:]) > tile:
+            tiler = functools.partial(tiled_map, tile=tile, overlap=overlap, scale=scale)
+        else:
+            tiler = _untiled
         out = []
         for i in range(0, frames.shape[0], tiling.frame_batch):
-            part = frames[i : i + tiling.frame_batch]
-            if tiling.enabled and max(part.shape[-2:]) > tile:
-                out.append(tiled_map(fn, part, tile, overlap, scale))
-            else:
-                out.append(fn(part))
+            out.append(fn(frames[i : i + tiling.frame_batch], tiler))
         return rearrange(torch.cat(out), "(b t) c h w -> b c t h w", b=batch)
 
     def _check_pixels(self, x: torch.Tensor, check_range: bool) -> tuple[int, int, int, int, int]:

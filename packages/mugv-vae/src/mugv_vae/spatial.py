@@ -7,6 +7,7 @@ kept so that the released state dict loads strictly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import pairwise
 
 import torch
@@ -134,11 +135,19 @@ class Encoder2D(nn.Module):
         self.conv_norm_out = nn.GroupNorm(g, chans[-1], eps=_EPS)
         self.conv_out = nn.Conv2d(chans[-1], 2 * cfg.latent_channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def high_res(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, 3, H, W] → [N, C_3, H/8, W/8]: conv_in and the three downsampling levels."""
         x = self.conv_in(x)
-        for level in self.down_blocks:
+        for level in self.down_blocks[:-1]:
             x = level(x)
-        return self.mid_block(x)
+        return x
+
+    def low_res(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, C_3, h, w] → [N, C_top, h, w]: last level and the mid block (global attention)."""
+        return self.mid_block(self.down_blocks[-1](x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.low_res(self.high_res(x))
 
 
 class Decoder2D(nn.Module):
@@ -159,11 +168,18 @@ class Decoder2D(nn.Module):
         self.conv_norm_out = nn.GroupNorm(g, chans[-1], eps=_EPS)
         self.conv_out = nn.Conv2d(chans[-1], cfg.in_channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.mid_block(x)
+    def low_res(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, C_top, h, w] → [N, C_top, h, w]: the mid block (global attention)."""
+        return self.mid_block(x)
+
+    def high_res(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, C_top, h, w] → [N, 3, 8h, 8w]: the upsampling levels and the output head."""
         for level in self.up_blocks:
             x = level(x)
         return self.conv_out(F.silu(self.conv_norm_out(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.high_res(self.low_res(x))
 
 
 class SpatialAutoencoder(nn.Module):
@@ -175,18 +191,31 @@ class SpatialAutoencoder(nn.Module):
         self.decoder = Decoder2D(cfg)
 
 
+Tiler = Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor], torch.Tensor]
+
+
+def _whole(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    return fn(x)
+
+
 class SpatialStage(nn.Module):
-    """Frame-wise 2D stage with the SD latent scaling: features = encoder(x) · scaling_factor."""
+    """Frame-wise 2D stage with the SD latent scaling: features = encoder(x) · scaling_factor.
+
+    A `tiler(fn, x)` (see tiling.py) may run the full-resolution part of each network on tiles;
+    the 1/8-resolution part, with its global self-attention, always sees the whole frame.
+    """
 
     def __init__(self, cfg: SpatialConfig) -> None:
         super().__init__()
         self.scaling_factor = cfg.scaling_factor
         self.module = SpatialAutoencoder(cfg)
 
-    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+    def encode(self, frames: torch.Tensor, tiler: Tiler = _whole) -> torch.Tensor:
         """frames: [N, 3, H, W] in [-1, 1], H and W multiples of 8 → [N, C_top, H/8, W/8]."""
-        return self.module.encoder(frames) * self.scaling_factor
+        encoder = self.module.encoder
+        return encoder.low_res(tiler(encoder.high_res, frames)) * self.scaling_factor
 
-    def decode(self, feats: torch.Tensor) -> torch.Tensor:
+    def decode(self, feats: torch.Tensor, tiler: Tiler = _whole) -> torch.Tensor:
         """feats: [N, C_top, h, w] → pixels [N, 3, 8h, 8w]."""
-        return self.module.decoder(feats / self.scaling_factor)
+        decoder = self.module.decoder
+        return tiler(decoder.high_res, decoder.low_res(feats / self.scaling_factor))
