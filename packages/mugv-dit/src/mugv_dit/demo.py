@@ -1,7 +1,7 @@
 """A real, tiny MUG-DiT training and sampling run on CPU: the quick-start job until the full
 pipeline lands.
 
-    python -m mugv_dit.demo [--steps 300] [--out runs/demo]
+    python -m mugv_dit.demo [--steps 500] [--out runs/demo]
 
 Data are synthetic latent videos of two "prompts": each prompt owns a smooth random pattern that
 drifts left or right over time. The debug DiT learns them with the rectified-flow loss; sampling
@@ -32,7 +32,7 @@ log = logging.getLogger("mugv_dit.demo")
 class DemoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = 300
+    steps: int = 500
     batch_size: int = 8
     lr: float = 1e-3
     seed: int = 0

@@ -11,7 +11,7 @@ from torch import nn
 from mugv_dit.block import DiTBlock, FinalLayer
 from mugv_dit.checkpoint import PretrainedMixin
 from mugv_dit.config import DiTConfig
-from mugv_dit.layers import PatchEmbed3D, ScalarEmbedder, TextEmbedder
+from mugv_dit.layers import PatchEmbed3D, RMSNorm, ScalarEmbedder, TextEmbedder
 from mugv_dit.rope import rope_cos_sin, token_positions
 from mugv_dit.validation import check_inputs
 
@@ -63,7 +63,7 @@ class MUGDiT(PretrainedMixin, nn.Module):
             elif isinstance(module, nn.LayerNorm) and module.weight is not None:
                 module.weight.fill_(1.0)
                 module.bias.zero_()
-            elif hasattr(module, "weight") and module.__class__.__name__ == "RMSNorm":
+            elif isinstance(module, RMSNorm):
                 module.weight.fill_(1.0)
         self.final_layer.linear.weight.zero_()
         for token in (self.start_token, self.end_token):
