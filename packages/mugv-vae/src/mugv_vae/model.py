@@ -29,10 +29,6 @@ SPATIAL_COMPRESSION = 8
 _RANGE_SLACK = 1e-3  # pixel values may overshoot [-1, 1] by this much (resampling, rounding)
 
 
-def _untiled(fn, x: torch.Tensor) -> torch.Tensor:
-    return fn(x)
-
-
 class VAEOutput(NamedTuple):
     """recon: [B, 3, T, H, W]; posterior over raw latents; z: normalised latents [B, 24, T', h, w]."""
 
@@ -231,13 +227,13 @@ class MUGVAE(nn.Module):
         tile, overlap = tiling.tile_size, tiling.tile_overlap  # in pixels
         if scale > 1:  # decoder tiles are cut in latent pixels
             tile, overlap = tile // SPATIAL_COMPRESSION, overlap // SPATIAL_COMPRESSION
+        tiler = None
         if tiling.enabled and max(frames.shape[-2:]) > tile:
             tiler = functools.partial(tiled_map, tile=tile, overlap=overlap, scale=scale)
-        else:
-            tiler = _untiled
         out = []
         for i in range(0, frames.shape[0], tiling.frame_batch):
-            out.append(fn(frames[i : i + tiling.frame_batch], tiler))
+            part = frames[i : i + tiling.frame_batch]
+            out.append(fn(part) if tiler is None else fn(part, tiler))
         return rearrange(torch.cat(out), "(b t) c h w -> b c t h w", b=batch)
 
     def _check_pixels(self, x: torch.Tensor, check_range: bool) -> tuple[int, int, int, int, int]:
