@@ -54,7 +54,7 @@ def _install(session: nox.Session, *names: str, extra: str = "test") -> None:
 
 
 @nox.session(python=PYTHON)
-@nox.parametrize("package", list(LOCAL_DEPS))
+@nox.parametrize("package", list(LOCAL_DEPS), ids=list(LOCAL_DEPS))
 def tests(session: nox.Session, package: str) -> None:
     _install(session, package, *LOCAL_DEPS[package])
     session.run("pytest", f"packages/mugv-{package}/tests", *session.posargs)
