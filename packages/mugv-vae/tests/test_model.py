@@ -117,10 +117,26 @@ def test_tiled_map_blends_local_maps_exactly():
     x = torch.randn(2, 4, 40, 56)
     conv = torch.nn.Conv2d(4, 5, 1)
     with torch.no_grad():
-        tiled = tiled_map(conv, x, tile=16, overlap=4, scale=1.0)
-        pooled = tiled_map(lambda t: t[:, :, ::8, ::8], x, tile=24, overlap=8, scale=1 / 8)
+        tiled = tiled_map(lambda t: t.map(conv), x, tile=16, overlap=4)
+        pooled = tiled_map(lambda t: t.map(lambda v: v[:, :, ::8, ::8]), x, tile=24, overlap=8)
         torch.testing.assert_close(tiled, conv(x), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(pooled, x[:, :, ::8, ::8])
+
+
+@pytest.mark.parametrize(("tile", "overlap"), [(16, 4), (24, 8), (32, 0)])
+def test_tiled_group_norm_uses_whole_frame_statistics(tile, overlap):
+    """Every pixel counts once, at full and at reduced resolution, so GroupNorm is exact."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 8, 40, 56, generator=gen) * 3 + 1
+    norm = torch.nn.GroupNorm(4, 8)
+    torch.nn.init.normal_(norm.weight, generator=gen)
+    torch.nn.init.normal_(norm.bias, generator=gen)
+    half = torch.nn.AvgPool2d(2)
+    with torch.no_grad():
+        tiled = tiled_map(lambda t: t.group_norm(norm), x, tile, overlap)
+        tiled_half = tiled_map(lambda t: t.map(half).group_norm(norm), x, tile, overlap)
+        torch.testing.assert_close(tiled, norm(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(tiled_half, norm(half(x)), atol=1e-5, rtol=1e-5)
 
 
 def test_single_tile_equals_untiled(tiny_vae, smooth_video):
@@ -134,10 +150,11 @@ def test_single_tile_equals_untiled(tiny_vae, smooth_video):
 
 
 def test_tiled_output_is_close_to_untiled(tiny_vae, smooth_video):
-    """Tiles see their own GroupNorm statistics and attention context, so tiling is approximate.
+    """GroupNorms share whole-frame statistics; only the zero padding at tile borders remains.
 
-    Measured on this tiny model with random (key-seeded) weights, 64×64 frames: relative L2 error
-    0.68 / 0.43 (latents / pixels) for 32 px tiles, 0.41 / 0.21 for 48 px tiles (docs/vae.md).
+    Measured on this tiny model with key-seeded random weights, 64×64 frames, relative L2 error
+    (latents / pixels): 0.35 / 0.28 for 32 px tiles (8 px overlap), 0.12 / 0.084 for 48 px tiles
+    (16 px overlap); per-tile statistics gave 0.68 / 0.43 and 0.41 / 0.21 (docs/vae.md).
     """
     x = smooth_video(9, 64, 64)
     errs = []
@@ -149,7 +166,8 @@ def test_tiled_output_is_close_to_untiled(tiny_vae, smooth_video):
             zt, rt = tiny_vae.encode(x, sample=False, tiling=cfg), tiny_vae.decode(z, 9, tiling=cfg)
             errs.append((((zt - z).norm() / z.norm()).item(), ((rt - r).norm() / r.norm()).item()))
     assert errs[1][0] < errs[0][0] and errs[1][1] < errs[0][1]
-    assert errs[1][0] < 0.5 and errs[1][1] < 0.25, errs
+    assert errs[0][0] < 0.4 and errs[0][1] < 0.32, errs
+    assert errs[1][0] < 0.14 and errs[1][1] < 0.1, errs
 
 
 @pytest.mark.parametrize(

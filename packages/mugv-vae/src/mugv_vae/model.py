@@ -105,7 +105,7 @@ class MUGVAE(nn.Module):
             frames = F.pad(frames, (0, pad_w, 0, pad_h), mode="replicate")
             x = rearrange(frames, "(b t) c h w -> b c t h w", b=batch)
         # 2. frame-wise 2D encoder → scaled features [B, C, T, h, w]
-        feats = self._spatial(x, tiling, self.spatial_vae.encode, 1 / SPATIAL_COMPRESSION)
+        feats = self._spatial(x, tiling, self.spatial_vae.encode, latent_input=False)
         # 3. whole 8-frame chunks: replicate frame 0 (8k+1 clips) or insert zero frames
         feats = self._to_chunks(feats, frame_layout(num_frames, self.config.window_latents))
         # 4. every chunk encoded on its own → one latent each
@@ -189,9 +189,7 @@ class MUGVAE(nn.Module):
             if len(keep) < feats.shape[2]:
                 feats = feats[:, :, keep]
             # 3. frame-wise 2D decoder
-            pieces.append(
-                self._spatial(feats, tiling, self.spatial_vae.decode, SPATIAL_COMPRESSION)
-            )
+            pieces.append(self._spatial(feats, tiling, self.spatial_vae.decode, latent_input=True))
         video = torch.cat(pieces, dim=2)
         if size is not None:
             video = video[:, :, :, : size[0], : size[1]]
@@ -220,20 +218,22 @@ class MUGVAE(nn.Module):
         return self.temporal_vae.decoder.conv_out.conv.weight
 
     # ------------------------------------------------------------------ helpers
-    def _spatial(self, video: torch.Tensor, tiling: TilingConfig, fn, scale: float) -> torch.Tensor:
+    def _spatial(
+        self, video: torch.Tensor, tiling: TilingConfig, fn, latent_input: bool
+    ) -> torch.Tensor:
         """Run a frame-wise 2D stage on [B, C, T, H, W] in frame batches (tiled if enabled)."""
         batch = video.shape[0]
         frames = rearrange(video, "b c t h w -> (b t) c h w")
         tile, overlap = tiling.tile_size, tiling.tile_overlap  # in pixels
-        if scale > 1:  # decoder tiles are cut in latent pixels
+        if latent_input:  # decoder tiles are cut in latent pixels
             tile, overlap = tile // SPATIAL_COMPRESSION, overlap // SPATIAL_COMPRESSION
         tiler = None
         if tiling.enabled and max(frames.shape[-2:]) > tile:
-            tiler = functools.partial(tiled_map, tile=tile, overlap=overlap, scale=scale)
-        out = []
-        for i in range(0, frames.shape[0], tiling.frame_batch):
-            part = frames[i : i + tiling.frame_batch]
-            out.append(fn(part) if tiler is None else fn(part, tiler))
+            tiler = functools.partial(tiled_map, tile=tile, overlap=overlap)
+        out = [
+            fn(frames[i : i + tiling.frame_batch], tiler)
+            for i in range(0, frames.shape[0], tiling.frame_batch)
+        ]
         return rearrange(torch.cat(out), "(b t) c h w -> b c t h w", b=batch)
 
     def _check_pixels(self, x: torch.Tensor, check_range: bool) -> tuple[int, int, int, int, int]:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mugv_vae.config import SpatialConfig
+from mugv_vae.tiling import Tiles
 
 _EPS = 1e-6  # GroupNorm epsilon of every 2D block
 
@@ -36,8 +37,15 @@ class ResnetBlock2D(nn.Module):
         """x: [N, C_in, H, W] → [N, C_out, H, W]."""
         h = self.conv1(F.silu(self.norm1(x)))
         h = self.conv2(F.silu(self.norm2(h)))
-        skip = x if self.conv_shortcut is None else self.conv_shortcut(x)
-        return skip + h
+        return self._skip(x) + h
+
+    def tiled(self, x: Tiles) -> Tiles:
+        """forward on tiles, each GroupNorm with whole-frame statistics."""
+        h = x.group_norm(self.norm1, lambda t, _: self.conv1(F.silu(t)))
+        return h.group_norm(self.norm2, lambda t, k: self._skip(x[k]) + self.conv2(F.silu(t)))
+
+    def _skip(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.conv_shortcut is None else self.conv_shortcut(x)
 
 
 class SelfAttention2D(nn.Module):
@@ -112,9 +120,19 @@ class _Level(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.resnets:
             x = block(x)
-        for resampler in getattr(self, "downsamplers", getattr(self, "upsamplers", [])):
+        for resampler in self._resamplers():
             x = resampler(x)
         return x
+
+    def tiled(self, x: Tiles) -> Tiles:
+        for block in self.resnets:
+            x = block.tiled(x)
+        for resampler in self._resamplers():
+            x = x.map(resampler)
+        return x
+
+    def _resamplers(self) -> nn.ModuleList | list[nn.Module]:
+        return getattr(self, "downsamplers", getattr(self, "upsamplers", []))
 
 
 class Encoder2D(nn.Module):
@@ -140,6 +158,13 @@ class Encoder2D(nn.Module):
         x = self.conv_in(x)
         for level in self.down_blocks[:-1]:
             x = level(x)
+        return x
+
+    def high_res_tiled(self, x: Tiles) -> Tiles:
+        """`high_res` on tiles, each GroupNorm with whole-frame statistics."""
+        x = x.map(self.conv_in)
+        for level in self.down_blocks[:-1]:
+            x = level.tiled(x)
         return x
 
     def low_res(self, x: torch.Tensor) -> torch.Tensor:
@@ -178,6 +203,12 @@ class Decoder2D(nn.Module):
             x = level(x)
         return self.conv_out(F.silu(self.conv_norm_out(x)))
 
+    def high_res_tiled(self, x: Tiles) -> Tiles:
+        """`high_res` on tiles, each GroupNorm with whole-frame statistics."""
+        for level in self.up_blocks:
+            x = level.tiled(x)
+        return x.group_norm(self.conv_norm_out, lambda t, _: self.conv_out(F.silu(t)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.high_res(self.low_res(x))
 
@@ -191,18 +222,15 @@ class SpatialAutoencoder(nn.Module):
         self.decoder = Decoder2D(cfg)
 
 
-Tiler = Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor], torch.Tensor]
-
-
-def _whole(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    return fn(x)
+Tiler = Callable[[Callable[[Tiles], Tiles], torch.Tensor], torch.Tensor]
 
 
 class SpatialStage(nn.Module):
     """Frame-wise 2D stage with the SD latent scaling: features = encoder(x) · scaling_factor.
 
-    A `tiler(fn, x)` (see tiling.py) may run the full-resolution part of each network on tiles;
-    the 1/8-resolution part, with its global self-attention, always sees the whole frame.
+    A `tiler(fn, x)` (tiling.tiled_map with a tile size) runs the full-resolution part of each
+    network on tiles, with whole-frame GroupNorm statistics; the 1/8-resolution part, with its
+    global self-attention, always sees the whole frame.
     """
 
     def __init__(self, cfg: SpatialConfig) -> None:
@@ -210,12 +238,14 @@ class SpatialStage(nn.Module):
         self.scaling_factor = cfg.scaling_factor
         self.module = SpatialAutoencoder(cfg)
 
-    def encode(self, frames: torch.Tensor, tiler: Tiler = _whole) -> torch.Tensor:
+    def encode(self, frames: torch.Tensor, tiler: Tiler | None = None) -> torch.Tensor:
         """frames: [N, 3, H, W] in [-1, 1], H and W multiples of 8 → [N, C_top, H/8, W/8]."""
         encoder = self.module.encoder
-        return encoder.low_res(tiler(encoder.high_res, frames)) * self.scaling_factor
+        x = encoder.high_res(frames) if tiler is None else tiler(encoder.high_res_tiled, frames)
+        return encoder.low_res(x) * self.scaling_factor
 
-    def decode(self, feats: torch.Tensor, tiler: Tiler = _whole) -> torch.Tensor:
+    def decode(self, feats: torch.Tensor, tiler: Tiler | None = None) -> torch.Tensor:
         """feats: [N, C_top, h, w] → pixels [N, 3, 8h, 8w]."""
         decoder = self.module.decoder
-        return tiler(decoder.high_res, decoder.low_res(feats / self.scaling_factor))
+        x = decoder.low_res(feats / self.scaling_factor)
+        return decoder.high_res(x) if tiler is None else tiler(decoder.high_res_tiled, x)
