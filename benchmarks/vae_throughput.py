@@ -1,6 +1,9 @@
 """MUG-V VAE encode/decode throughput and peak memory, plus tiled-vs-untiled agreement.
 
     PYTHONPATH=packages/mugv-vae/src python benchmarks/vae_throughput.py --out $OUT
+    # tiled-vs-untiled agreement only, on CPU (the figures in docs/vae.md):
+    PYTHONPATH=packages/mugv-vae/src python benchmarks/vae_throughput.py --device cpu \
+        --dtype float32 --check-only --check-size 9x256x256
     # CPU smoke test:
     PYTHONPATH=packages/mugv-vae/src python benchmarks/vae_throughput.py --device cpu \
         --preset tiny --dtype float32 --height 32 --width 48 --frames 9 --check-size 9x64x64 --check-tiles 32:8,48:16
@@ -100,6 +103,7 @@ def main() -> None:
     parser.add_argument("--frame-batch", type=int, default=8)
     parser.add_argument("--check-size", default="17x256x256", help="TxHxW of the tiling check")
     parser.add_argument("--check-tiles", default="128:32,192:64", help="tile:overlap list")
+    parser.add_argument("--check-only", action="store_true", help="skip throughput and memory")
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
 
@@ -116,18 +120,23 @@ def main() -> None:
         "clip": [args.frames, args.height, args.width],
         "weights_bytes": sum(p.numel() * p.element_size() for p in model.state_dict().values()),
     }
-    x = _video(args.frames, args.height, args.width, device, dtype)
     gen = torch.Generator(device).manual_seed(0)
-    runs = {
-        "untiled": TilingConfig(frame_batch=args.frame_batch),
-        "untiled_fb1": TilingConfig(frame_batch=1, chunk_batch=1),
-        "tiled512": TilingConfig(
-            enabled=True, tile_size=512, tile_overlap=128, frame_batch=args.frame_batch
-        ),
-    }
+    runs = (
+        {}
+        if args.check_only
+        else {
+            "untiled": TilingConfig(frame_batch=args.frame_batch),
+            "untiled_fb1": TilingConfig(frame_batch=1, chunk_batch=1),
+            "tiled512": TilingConfig(
+                enabled=True, tile_size=512, tile_overlap=128, frame_batch=args.frame_batch
+            ),
+        }
+    )
     result["runs"] = {}
     with torch.inference_mode():
-        model.encode(x[:, :, :9], tiling=runs["untiled"])  # warm-up (cuDNN autotune, kernels)
+        if runs:
+            x = _video(args.frames, args.height, args.width, device, dtype)
+            model.encode(x[:, :, :9], tiling=runs["untiled"])  # warm-up (cuDNN autotune, kernels)
         for name, tiling in runs.items():
             enc_s, enc_peak, z = _timed(
                 lambda t=tiling: model.encode(x, generator=gen, tiling=t), device, args.repeats
@@ -155,7 +164,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "vae_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    print(f"\n{'run':10} {'enc fps':>8} {'enc GiB':>8} {'dec fps':>8} {'dec GiB':>8}")
+    if result["runs"]:
+        print(f"\n{'run':10} {'enc fps':>8} {'enc GiB':>8} {'dec fps':>8} {'dec GiB':>8}")
     for name, r in result["runs"].items():
         print(
             f"{name:10} {r['encode_fps']:8.2f} {r['encode_peak_gib']:8.2f} "
