@@ -134,8 +134,9 @@ class TilingConfig(_Strict):
     """Memory controls for encode/decode. Only `tile_*` change results; batching is exact.
 
     The spatial 2D stage runs on at most `frame_batch` frames at a time and, when `enabled`, on
-    overlapping tiles of `tile_size` pixels (overlap `tile_overlap` pixels) blended linearly. The
-    temporal stage encodes at most `chunk_batch` independent 8-frame chunks at a time.
+    overlapping tiles of `tile_size` pixels (overlap `tile_overlap` pixels) that share whole-frame
+    GroupNorm statistics and are blended linearly (docs/vae.md). The temporal stage encodes at most
+    `chunk_batch` independent 8-frame chunks at a time.
     """
 
     enabled: bool = False

@@ -40,7 +40,7 @@ class ResnetBlock2D(nn.Module):
         return self._skip(x) + h
 
     def tiled(self, x: Tiles) -> Tiles:
-        """forward on tiles, each GroupNorm with whole-frame statistics."""
+        """`forward` on tiles, each GroupNorm with whole-frame statistics."""
         h = x.group_norm(self.norm1, lambda t, _: self.conv1(F.silu(t)))
         return h.group_norm(self.norm2, lambda t, k: self._skip(x[k]) + self.conv2(F.silu(t)))
 
@@ -125,6 +125,7 @@ class _Level(nn.Module):
         return x
 
     def tiled(self, x: Tiles) -> Tiles:
+        """`forward` on tiles, each GroupNorm with whole-frame statistics."""
         for block in self.resnets:
             x = block.tiled(x)
         for resampler in self._resamplers():
