@@ -55,20 +55,24 @@ def write(path: Path, frames: np.ndarray, fps: int = FPS, crf: int = 10) -> Path
     return path
 
 
+def _mux_mono_audio(container, samples: np.ndarray) -> None:
+    """Encode float32 mono samples at 16 kHz as AAC into `container`."""
+    s = container.add_stream("aac", rate=16000)
+    s.layout = "mono"
+    for i in range(0, len(samples), 1024):
+        fr = av.AudioFrame.from_ndarray(samples[i : i + 1024][None], format="fltp", layout="mono")
+        fr.sample_rate, fr.pts, fr.time_base = 16000, i, Fraction(1, 16000)
+        for p in s.encode(fr):
+            container.mux(p)
+    for p in s.encode():
+        container.mux(p)
+
+
 def audio_only(path: Path, seconds: float = 1.0) -> Path:
+    n = int(seconds * 16000)
+    tone = (np.sin(np.arange(n) / 16000 * 2 * np.pi * 440) * 0.3).astype(np.float32)
     with av.open(str(path), "w", format="mp4") as c:
-        s = c.add_stream("aac", rate=16000)
-        s.layout = "mono"
-        n = int(seconds * 16000)
-        tone = (np.sin(np.arange(n) / 16000 * 2 * np.pi * 440) * 0.3).astype(np.float32)
-        for i in range(0, n, 1024):
-            chunk = tone[i : i + 1024][None]
-            fr = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-            fr.sample_rate, fr.pts, fr.time_base = 16000, i, Fraction(1, 16000)
-            for p in s.encode(fr):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+        _mux_mono_audio(c, tone)
     return path
 
 
@@ -87,17 +91,7 @@ def zero_frames(path: Path) -> Path:
     with av.open(str(path), "w", format="matroska") as c:
         v = c.add_stream("libx264", rate=FPS)
         v.width, v.height, v.pix_fmt = W, H, "yuv420p"
-        a = c.add_stream("aac", rate=16000)
-        a.layout = "mono"
-        for i in range(0, 16000, 1024):
-            fr = av.AudioFrame.from_ndarray(
-                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
-            )
-            fr.sample_rate, fr.pts, fr.time_base = 16000, i, Fraction(1, 16000)
-            for p in a.encode(fr):
-                c.mux(p)
-        for p in a.encode():
-            c.mux(p)
+        _mux_mono_audio(c, np.zeros(16000, np.float32))
     return path
 
 
