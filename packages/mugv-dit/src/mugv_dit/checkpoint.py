@@ -20,6 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from mugv_dit.__about__ import __version__
 from mugv_dit.config import DiTConfig
 
 CONFIG_NAME = "config.json"
@@ -184,8 +185,6 @@ class PretrainedMixin:
     def save_pretrained(
         self, directory: str | os.PathLike[str], max_shard_bytes: int = DEFAULT_SHARD_BYTES
     ) -> Path:
-        from mugv_dit.__about__ import __version__
-
         config = {"model_type": self.MODEL_TYPE, "mugv_dit_version": __version__}
         config |= self.config.model_dump(mode="json")
         return write_pretrained(directory, self.state_dict(), config, max_shard_bytes)  # type: ignore[attr-defined]
