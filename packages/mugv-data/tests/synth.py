@@ -76,14 +76,18 @@ def audio_only(path: Path, seconds: float = 1.0) -> Path:
     return path
 
 
-def mpeg4(path: Path, frames: np.ndarray, fps: int = FPS) -> Path:
-    with av.open(str(path), "w", format="mp4") as c:
-        s = c.add_stream("mpeg4", rate=fps)
+def _write_video(path: Path, frames: np.ndarray, fps: int, codec: str, **options: str) -> Path:
+    with av.open(str(path), "w", format="mp4", options=options) as c:
+        s = c.add_stream(codec, rate=fps)
         s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         for f in frames:
             c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
         c.mux(s.encode())
     return path
+
+
+def mpeg4(path: Path, frames: np.ndarray, fps: int = FPS) -> Path:
+    return _write_video(path, frames, fps, "mpeg4")
 
 
 def zero_frames(path: Path) -> Path:
@@ -97,13 +101,7 @@ def zero_frames(path: Path) -> Path:
 
 def faststart(path: Path, frames: np.ndarray, fps: int = FPS) -> Path:
     """mp4 with its index first, so that a truncated copy still opens."""
-    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for f in frames:
-            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
-        c.mux(s.encode())
-    return path
+    return _write_video(path, frames, fps, "libx264", movflags="+faststart")
 
 
 def truncated(path: Path, src: Path, keep: float = 0.5) -> Path:

@@ -81,15 +81,33 @@ def test_from_reference_missing_file(tmp_path):
 
 @pytest.mark.parametrize("max_shard_bytes", [2**31, 200_000])
 def test_save_and_load_pretrained(tmp_path, tiny_vae, max_shard_bytes):
-    tiny_vae.save_pretrained(tmp_path, max_shard_bytes=max_shard_bytes)
-    sharded = (tmp_path / "model.safetensors.index.json").is_file()
+    out = tmp_path / "vae"
+    tiny_vae.save_pretrained(out, max_shard_bytes=max_shard_bytes)
+    sharded = (out / "model.safetensors.index.json").is_file()
     assert sharded == (max_shard_bytes < 2**31)
-    meta = json.loads((tmp_path / "config.json").read_text())
+    meta = json.loads((out / "config.json").read_text())
     assert meta["format"] == "mugv-vae" and meta["config"]["temporal"]["filters"] == 8
-    loaded = MUGVAE.from_pretrained(tmp_path)
+    loaded = MUGVAE.from_pretrained(out)
     assert loaded.config == tiny_vae.config
     for key, value in tiny_vae.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path, tiny_vae, monkeypatch):
+    import mugv_vae.checkpoint as ckpt
+
+    out = tmp_path / "vae"
+    tiny_vae.save_pretrained(out)
+    before = (out / "model.safetensors").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt, "save_file", crash)
+    with pytest.raises(OSError, match="disk full"):
+        tiny_vae.save_pretrained(out)
+    assert (out / "model.safetensors").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["vae"]  # no temporary folder left
 
 
 def test_from_pretrained_without_config_says_what_to_do(tmp_path):

@@ -9,6 +9,8 @@ Ours, readable without mugv installed:
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,23 +28,42 @@ def save_state(
     directory: str | Path,
     max_shard_bytes: int = 2 * 1024**3,
 ) -> None:
-    """Write `config.json` and the weights, sharded when larger than `max_shard_bytes`."""
+    """Write `config.json` and the weights, sharded when larger than `max_shard_bytes`.
+
+    Atomic: everything is written to a temporary sibling folder that then replaces `directory`,
+    so a crash mid-write leaves the previous checkpoint intact and no partial one visible.
+    """
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _write(tmp, state, config_json, max_shard_bytes)
+        old = out.with_name(f".{out.name}.old")
+        if out.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _write(
+    out: Path, state: Mapping[str, torch.Tensor], config_json: dict, max_shard_bytes: int
+) -> None:
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config_json}
     (out / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
-    for key, value in tensors.items():
+    for key, value in state.items():
+        value = value.detach().contiguous().cpu()
         nbytes = value.numel() * value.element_size()
         if shards[-1] and size + nbytes > max_shard_bytes:
             shards.append({})
             size = 0
         shards[-1][key] = value
         size += nbytes
-    for stale in [*out.glob("model*.safetensors"), out / _INDEX]:
-        stale.unlink(missing_ok=True)
     if len(shards) == 1:
         save_file(shards[0], out / "model.safetensors", metadata={"format": "pt"})
         return
