@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class _Cfg(BaseModel):
@@ -58,12 +58,27 @@ class SharpnessConfig(_Cfg):
 
 
 class MotionConfig(_Cfg):
-    """Mean DIS optical-flow magnitude in pixels per frame of a 720-px short side."""
+    """Mean optical-flow magnitude in pixels per frame of a 720-px short side, measured on the
+    analysis frames with OpenCV's DIS or with RAFT (local torchvision weights)."""
 
     enabled: bool = True
+    method: Literal["dis", "raft"] = "dis"
+    # torchvision raft_large / raft_small state dict (.pth or .safetensors); needed for "raft"
+    raft_weights: str | None = None
+    raft_iters: int = Field(12, ge=1)  # refinement iterations (torchvision's default)
+    device: str = "cpu"  # where RAFT runs
     min: float = 0.3  # calibrated on real footage, see docs/data.md (paper: RAFT, 1)
     max: float = 20.0
     num_pairs: int = 3
+
+    @model_validator(mode="after")
+    def _raft_needs_weights(self) -> MotionConfig:
+        if self.method == "raft" and not self.raft_weights:
+            raise ValueError(
+                "motion.method='raft' needs motion.raft_weights: a local torchvision "
+                "raft_large or raft_small state dict (.pth or .safetensors)"
+            )
+        return self
 
 
 class AestheticConfig(_Cfg):

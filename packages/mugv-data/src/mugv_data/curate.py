@@ -266,6 +266,7 @@ class Curator:
     def run(self) -> dict:
         cfg = self.cfg
         t0 = time.time()
+        local_stages(cfg)  # bad stage settings (e.g. RAFT weights) stop the run before any input
         claim_output(self.out, cfg.model_dump(), self.world)
         removed = clean_partial(self.shard_dir)
         if removed:

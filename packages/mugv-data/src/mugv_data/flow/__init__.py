@@ -1,0 +1,1 @@
+"""Optical flow models for the motion stage (OpenCV's DIS needs no model; RAFT does)."""
