@@ -14,27 +14,22 @@ losses exits 3; a preempted (SIGTERM) run saves and exits 0.
 from __future__ import annotations
 
 import argparse
-import logging
+import functools
 import sys
+from typing import Any
 
-from mugv_align.config import METHODS, load_align_config, preset_names
-from mugv_train.cli import add_export_parser, run_command
-
-log = logging.getLogger("mugv_align")
+from mugv_align.config import METHODS, AlignConfig, load_align_config
+from mugv_train.cli import Parser, add_export_parser, add_run_parser, run_command
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from mugv_align.align import align
-    from mugv_train.run import NonFiniteError
+def _load(method: str, source: str, overrides: list[str]) -> AlignConfig:
+    return load_align_config(source, [*overrides, f"align.method={method}"])
 
-    cfg = load_align_config(args.config, [*args.overrides, f"align.method={args.command}"])
-    try:
-        result = align(cfg, resume=args.resume, device=args.device)
-    except NonFiniteError as e:
-        print(f"mugv-align: {e}", file=sys.stderr)
-        return 3
-    log.info("%s at step %d (%d non-finite and %d empty steps skipped)", result.status, result.step, result.nonfinite_steps, result.empty_steps)  # fmt: skip
-    return 0
+
+def _align(cfg: AlignConfig, **kwargs: Any) -> Any:
+    from mugv_align.align import align  # torch and the engine: not needed for --help
+
+    return align(cfg, **kwargs)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -46,23 +41,19 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mugv-align", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("-v", "--verbose", action="store_true")
+    epilog = f"presets: {', '.join(AlignConfig.preset_names())}. Overrides: --set dotted.key=value, repeatable."  # fmt: skip
+    parser = Parser(prog="mugv-align", description=__doc__, epilog=epilog)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    d = argparse.ArgumentDefaultsHelpFormatter
     for method in METHODS:
-        p = sub.add_parser(method, help=f"align with {method} (one process or under torchrun)", formatter_class=d)  # fmt: skip
-        p.add_argument("--config", required=True, help=f"TOML file or shipped preset ({', '.join(preset_names())})")  # fmt: skip
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="dotted override with a TOML value, e.g. align.beta=2000")  # fmt: skip
-        p.add_argument("--resume", default="auto", help="auto (newest valid checkpoint), none, or a checkpoint folder")  # fmt: skip
-        p.add_argument("--device", choices=["cuda", "cpu"], default=None, help="default: cuda if available")  # fmt: skip
-        p.set_defaults(func=cmd_train)
+        help_ = f"align with {method} (one process or under torchrun)"
+        load = functools.partial(_load, method)
+        add_run_parser(sub, method, help_, load, _align, AlignConfig.preset_names(), "align.beta=2000")  # fmt: skip
 
-    p = sub.add_parser("build-pairs", help="latent shards + labels (JSONL) -> preference shards", formatter_class=d)  # fmt: skip
+    p = sub.add_parser("build-pairs", help="latent shards + labels (JSONL) -> preference shards")
     p.add_argument("--latents", required=True, help="latent shards: folder or glob")
     p.add_argument("--labels", required=True, help="JSONL: pairs and/or pass/fail labels")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder for the preference shards")
     p.add_argument("--max-samples", type=int, default=1000, help="samples per shard")
     p.set_defaults(func=cmd_build)
 
@@ -71,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser(), argv, "mugv-align")
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -22,20 +22,11 @@ shards (sft, and the real videos of rdpo).
 
 from __future__ import annotations
 
-import json
-import sys
-from importlib import resources
-from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mugv_train.config import ConfigError, TrainConfig, apply_override
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from mugv_train.config import TrainConfig
 
 METHODS = ("sft", "dpo", "kto", "rdpo")
 
@@ -82,6 +73,10 @@ class AlignSection(_Strict):
 
 
 class AlignConfig(TrainConfig):
+    """`AlignConfig.preset("debug", run_dir=...)`, `AlignConfig.load(source, overrides)` as for
+    every run config (`mugv_train.config.PresetConfig`); presets ship in `mugv_align/configs/`."""
+
+    presets_package: ClassVar[str] = "mugv_align.configs"
     run_dir: str = "runs/align"
     align: AlignSection = Field(default_factory=AlignSection)
 
@@ -110,46 +105,13 @@ class AlignConfig(TrainConfig):
 
 
 def preset_names() -> list[str]:
-    root = resources.files("mugv_align.configs")
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))  # type: ignore[attr-defined]
-
-
-def _read(source: str) -> dict:
-    path = Path(source)
-    if path.is_file() and path.suffix == ".json":  # what runs record in RUN/config.json
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{source}: not valid JSON ({e})") from None
-    if path.is_file():
-        text = path.read_text()
-    elif source in preset_names():
-        text = resources.files("mugv_align.configs").joinpath(f"{source}.toml").read_text()
-    else:
-        raise ConfigError(
-            f"{source}: no such config file and no shipped preset of that name "
-            f"(presets: {', '.join(preset_names())})"
-        )
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source}: not valid TOML ({e})") from None
+    return AlignConfig.preset_names()
 
 
 def align_config_from_dict(tree: dict, source: str = "config") -> AlignConfig:
-    try:
-        return AlignConfig.model_validate(tree)
-    except ValidationError as e:
-        lines = [f"{source}: invalid config"]
-        for err in e.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            lines.append(f"  {loc}: {err['msg']}")
-        raise ConfigError("\n".join(lines)) from None
+    return AlignConfig.from_dict(tree, source)
 
 
 def load_align_config(source: str, overrides: list[str] | tuple[str, ...] = ()) -> AlignConfig:
     """A preset name, TOML or JSON path, plus `dotted.key=value` overrides -> validated config."""
-    tree = _read(source)
-    for override in overrides:
-        apply_override(tree, override)
-    return align_config_from_dict(tree, source)
+    return AlignConfig.load(source, overrides)

@@ -17,24 +17,90 @@ a run stopped by non-finite losses exits 3; a preempted (SIGTERM) run saves and 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
 
-from mugv_train.config import ConfigError, dump_config, load_config, preset_names
+from mugv_train.config import ConfigError, TrainConfig, dump_config, load_config
 from mugv_train.vae.cli import register as register_vae
+from mugv_train.vae.config import VAETrainConfig
 from mugv_train.widen import register as register_widen
 
 log = logging.getLogger("mugv_train")
 
 
-def _config_args(p: argparse.ArgumentParser, positional: bool = False) -> None:
-    help_ = f"TOML/JSON file or shipped preset ({', '.join(preset_names())})"
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the description's example lines as written and shows every option's default
+    (not for required options, flags, or options whose unset value is None or empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        unset = action.default is None or action.default is False or action.default == []
+        if action.required or unset:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors are one line and exit 2; subcommand parsers inherit this and `HelpFormatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def device_arg(name: str) -> str:
+    """`--device` type: a torch device this machine has (cuda without CUDA is a usage error)."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a torch device (cpu, cuda, cuda:1)") from None  # fmt: skip
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{name}: CUDA is not available here (torch {torch.__version__}); use --device cpu")  # fmt: skip
+    return name
+
+
+def add_config_args(p: argparse.ArgumentParser, presets: list[str], example: str, positional: bool = False) -> None:  # fmt: skip
+    """`--config SOURCE` (or positional) and repeatable `--set dotted.key=value` overrides."""
+    help_ = f"TOML/JSON file or shipped preset: {', '.join(presets)}"
     if positional:
         p.add_argument("config", help=help_)
     else:
         p.add_argument("--config", required=True, help=help_)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="dotted override with a TOML value, e.g. optim.lr=1e-4 or stages.0.steps=50")  # fmt: skip
+                   help=f"dotted override with a TOML value, repeatable: --set {example} (list items by index: --set stages.0.steps=50)")  # fmt: skip
+
+
+def add_run_parser(
+    sub: argparse._SubParsersAction,
+    name: str,
+    help_: str,
+    load: Callable[[str, list[str]], Any],
+    run: Callable[..., Any],
+    presets: list[str],
+    example: str,
+) -> argparse.ArgumentParser:
+    """A training subcommand (`--config`, `--set`, `--resume`, `--device`) whose handler loads the
+    config with `load(source, overrides)`, runs `run(cfg, resume=..., device=...) -> RunResult`
+    and logs how the run ended; `run_command` maps a non-finite stop to exit 3."""
+    p = sub.add_parser(name, help=help_)
+    add_config_args(p, presets, example)
+    p.add_argument("--resume", default="auto", help="auto (newest valid checkpoint), none, or a checkpoint folder")  # fmt: skip
+    p.add_argument("--device", type=device_arg, choices=["cuda", "cpu"], default=None, help="default: cuda if available")  # fmt: skip
+    p.set_defaults(func=functools.partial(_run_training, load, run))
+    return p
+
+
+def _run_training(load: Callable[[str, list[str]], Any], run: Callable[..., Any], args: argparse.Namespace) -> int:  # fmt: skip
+    result = run(load(args.config, args.overrides), resume=args.resume, device=args.device)
+    log.info("%s at step %d (%d non-finite and %d empty steps skipped)", result.status, result.step, result.nonfinite_steps, result.empty_steps)  # fmt: skip
+    return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -42,18 +108,10 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from mugv_train.run import NonFiniteError
-    from mugv_train.train import train
+def _train(cfg: TrainConfig, **kwargs: Any) -> Any:
+    from mugv_train.train import train  # torch and the engine: not needed for --help
 
-    cfg = load_config(args.config, args.overrides)
-    try:
-        result = train(cfg, resume=args.resume, device=args.device)
-    except NonFiniteError as e:
-        print(f"mugv-train: {e}", file=sys.stderr)
-        return 3
-    log.info("%s at step %d (%d non-finite and %d empty steps skipped)", result.status, result.step, result.nonfinite_steps, result.empty_steps)  # fmt: skip
-    return 0
+    return train(cfg, **kwargs)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -101,73 +159,80 @@ def cmd_precompute(args: argparse.Namespace) -> int:
 
 def add_export_parser(sub: argparse._SubParsersAction) -> None:
     """`export CHECKPOINT --out DIR`: shared with mugv-align, whose checkpoints are the same."""
-    p = sub.add_parser("export", help="checkpoint -> safetensors release folder", formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    p = sub.add_parser("export", help="checkpoint -> safetensors release folder")  # fmt: skip
     p.add_argument("checkpoint", help="a checkpoints/step-N folder")
-    p.add_argument("--weights", choices=["ema", "model"], default="ema")
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
-    p.add_argument("--out", required=True)
+    p.add_argument("--weights", choices=["ema", "model"], default="ema", help="which weights to export")  # fmt: skip
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="dtype of the saved weights")  # fmt: skip
+    p.add_argument("--out", required=True, help="release folder to write")
     p.set_defaults(func=cmd_export)
 
 
-def run_command(parser: argparse.ArgumentParser, argv: list[str] | None, prog: str) -> int:
-    """Parse, set up logging, run `args.func`; expected failures -> one line on stderr, exit 2."""
+def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """Parse, set up logging, run `args.func(args) -> exit code`. Expected failures (a bad
+    config, override or value, a missing or damaged file) print one line and exit 2; a run
+    stopped by non-finite losses exits 3."""
     args = parser.parse_args(argv)
     # force: an entry point owns logging (and a second in-process call must not keep a closed stream)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)  # fmt: skip
     from mugv_train.checkpoint import CheckpointError
+    from mugv_train.run import NonFiniteError
 
     try:
         return args.func(args)
-    except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
-        print(f"{prog} {args.command}: {e}", file=sys.stderr)
+    except NonFiniteError as e:
+        print(f"{parser.prog} {args.command}: {one_line(e)}", file=sys.stderr)
+        return 3
+    except (ConfigError, CheckpointError, OSError, ValueError) as e:
+        print(f"{parser.prog} {args.command}: {one_line(e)}", file=sys.stderr)
         return 2
 
 
+def one_line(e: BaseException) -> str:
+    """An exception's message on one line (multi-line messages joined with '; ')."""
+    return "; ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mugv-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("-v", "--verbose", action="store_true")
+    presets = TrainConfig.preset_names()
+    epilog = f"presets: {', '.join(presets)} (train, config); {', '.join(VAETrainConfig.preset_names())} (vae). Overrides: --set dotted.key=value, repeatable."  # fmt: skip
+    parser = Parser(prog="mugv-train", description=__doc__, epilog=epilog)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    d = argparse.ArgumentDefaultsHelpFormatter
+    add_run_parser(sub, "train", "train MUG-DiT (one process or under torchrun)", load_config, _train, presets, "optim.lr=1e-4")  # fmt: skip
 
-    p = sub.add_parser("train", help="train MUG-DiT (one process or under torchrun)", formatter_class=d)  # fmt: skip
-    _config_args(p)
-    p.add_argument("--resume", default="auto", help="auto (newest valid checkpoint), none, or a checkpoint folder")  # fmt: skip
-    p.add_argument("--device", choices=["cuda", "cpu"], default=None, help="default: cuda if available")  # fmt: skip
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("config", help="print the resolved config", formatter_class=d)
-    _config_args(p, positional=True)
+    p = sub.add_parser("config", help="print the resolved config")
+    add_config_args(p, presets, "optim.lr=1e-4", positional=True)
     p.set_defaults(func=cmd_config)
 
     add_export_parser(sub)
 
-    p = sub.add_parser("posthoc-ema", help="average saved snapshots with a chosen EMA profile", formatter_class=d)  # fmt: skip
+    p = sub.add_parser("posthoc-ema", help="average saved snapshots with a chosen EMA profile")  # fmt: skip
     p.add_argument("run", help="run folder (with snapshots/)")
-    p.add_argument("--profile", choices=["exponential", "power"], default="exponential")
+    p.add_argument("--profile", choices=["exponential", "power"], default="exponential", help="EMA profile")  # fmt: skip
     p.add_argument("--decay", type=float, default=0.9, help="exponential: weight ratio between consecutive snapshots")  # fmt: skip
     p.add_argument("--sigma-rel", type=float, default=0.05, help="power: EDM2 relative width")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="release folder to write")
     p.set_defaults(func=cmd_posthoc)
 
-    p = sub.add_parser("plot", help="loss curve PNG of a run", formatter_class=d)
-    p.add_argument("run")
+    p = sub.add_parser("plot", help="loss curve PNG of a run")
+    p.add_argument("run", help="run folder (with metrics.jsonl)")
     p.add_argument("--out", default=None, help="default: RUN/loss.png")
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser("precompute", help="raw shards -> latent shards (VAE + text encoder)", formatter_class=d)  # fmt: skip
+    p = sub.add_parser("precompute", help="raw shards -> latent shards (VAE + text encoder)")  # fmt: skip
     p.add_argument("--raw", required=True, help="raw shard folder or glob")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder for the latent shards")
     p.add_argument("--vae", required=True, help="mugv-vae release folder or the released vae.pt")
     p.add_argument("--text-encoder", required=True, help="local T5 folder (tokenizer + weights)")
     p.add_argument("--vae-id", default=None, help="recorded in the shards; default: the file/folder name")  # fmt: skip
-    p.add_argument("--text-encoder-id", default=None)
+    p.add_argument("--text-encoder-id", default=None, help="recorded in the shards; default: the folder name")  # fmt: skip
     p.add_argument("--size", default=None, help="WIDTHxHEIGHT (multiples of 16) to resize+crop to; default: crop to multiples of 16")  # fmt: skip
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--max-frames", type=int, default=None, help="cut longer clips; default: keep all frames")  # fmt: skip
     p.add_argument("--images-per-clip", type=int, default=0, help="extra text-to-image samples per clip")  # fmt: skip
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="VAE dtype")
     p.add_argument("--text-dtype", choices=["float32", "bfloat16"], default="bfloat16", help="T5 dtype (MUG-V's data preparation used bf16)")  # fmt: skip
-    p.add_argument("--device", default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", type=device_arg, default=None, help="default: cuda if available")
+    p.add_argument("--seed", type=int, default=0, help="seed of the VAE posterior sampling")
     p.set_defaults(func=cmd_precompute)
 
     register_widen(sub)
@@ -176,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser(), argv, "mugv-train")
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

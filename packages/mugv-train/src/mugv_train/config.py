@@ -14,7 +14,7 @@ import json
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -22,9 +22,12 @@ from mugv_dit import DiTConfig
 from mugv_dit.flow import FlowSchedule
 
 if sys.version_info >= (3, 11):
+    from typing import Self
+
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+    from typing_extensions import Self
 
 
 class ConfigError(ValueError):
@@ -151,7 +154,68 @@ class FaultConfig(_Strict):
     )
 
 
-class TrainConfig(_Strict):
+class PresetConfig(_Strict):
+    """A run config read from a TOML/JSON file or a preset shipped as `<name>.toml` in the package
+    `presets_package`, with `dotted.key=value` overrides. One API for the DiT, VAE and alignment
+    run configs: `preset(name, **fields)`, `preset_names()`, `load(source, overrides)`."""
+
+    presets_package: ClassVar[str]
+
+    @classmethod
+    def preset_names(cls) -> list[str]:
+        files = resources.files(cls.presets_package).iterdir()  # type: ignore[attr-defined]
+        return sorted(p.name.removesuffix(".toml") for p in files if p.name.endswith(".toml"))
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> Self:
+        """A shipped preset with top-level fields replaced, like `DiTConfig.preset`:
+        `TrainConfig.preset("debug", run_dir="runs/try")`. Dotted overrides: `load`."""
+        if name not in cls.preset_names():
+            raise ConfigError(f"unknown preset {name!r}; choose one of {cls.preset_names()}")
+        return cls.from_dict({**cls.read(name), **overrides}, name)
+
+    @classmethod
+    def read(cls, source: str) -> dict[str, Any]:
+        """The raw tree of a TOML/JSON file or a shipped preset (a file of that name wins)."""
+        path = Path(source)
+        if path.is_file():
+            text = path.read_text()
+            if path.suffix == ".json":  # what `config` subcommands print and runs record
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as e:
+                    raise ConfigError(f"{source}: not valid JSON ({e})") from None
+        elif source in cls.preset_names():
+            text = resources.files(cls.presets_package).joinpath(f"{source}.toml").read_text()
+        else:
+            raise ConfigError(
+                f"{source}: no such config file and no shipped {cls.__name__} preset of that name "
+                f"(presets: {', '.join(cls.preset_names())})"
+            )
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{source}: not valid TOML ({e})") from None
+
+    @classmethod
+    def from_dict(cls, tree: dict[str, Any], source: str = "config") -> Self:
+        try:
+            return cls.model_validate(tree)
+        except ValidationError as e:
+            raise ConfigError(format_validation_error(e, source)) from None
+
+    @classmethod
+    def load(cls, source: str, overrides: list[str] | tuple[str, ...] = ()) -> Self:
+        """A preset name or TOML/JSON path, plus `dotted.key=value` overrides -> validated."""
+        tree = cls.read(source)
+        for override in overrides:
+            apply_override(tree, override)
+        return cls.from_dict(tree, source)
+
+
+class TrainConfig(PresetConfig):
+    presets_package: ClassVar[str] = "mugv_train.configs"
+
     run_dir: str = "runs/train"
     seed: int = 0
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -168,14 +232,6 @@ class TrainConfig(_Strict):
     @property
     def total_steps(self) -> int:
         return sum(s.steps for s in self.stages)
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> TrainConfig:
-        """A shipped preset with top-level fields replaced, like `DiTConfig.preset`:
-        `TrainConfig.preset("debug", run_dir="runs/try")`. Dotted overrides: `load_config`."""
-        if name not in preset_names():
-            raise ConfigError(f"unknown preset {name!r}; choose one of {preset_names()}")
-        return config_from_dict({**_read(name), **overrides}, name)
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -196,29 +252,7 @@ class TrainConfig(_Strict):
 
 # -- loading ------------------------------------------------------------------------------------
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in resources.files("mugv_train.configs").iterdir() if p.name.endswith(".toml"))  # type: ignore[attr-defined]  # fmt: skip
-
-
-def _read(source: str) -> dict[str, Any]:
-    path = Path(source)
-    if not path.is_file():
-        if source not in preset_names():
-            raise ConfigError(
-                f"{source}: no such config file and no shipped preset of that name "
-                f"(presets: {', '.join(preset_names())})"
-            )
-        text = resources.files("mugv_train.configs").joinpath(f"{source}.toml").read_text()
-    else:
-        text = path.read_text()
-        if path.suffix == ".json":  # what `mugv-train config` prints and runs record
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{source}: not valid JSON ({e})") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source}: not valid TOML ({e})") from None
+    return TrainConfig.preset_names()
 
 
 def _parse_value(text: str) -> Any:
@@ -254,26 +288,18 @@ def apply_override(tree: dict[str, Any], override: str) -> None:
 
 
 def format_validation_error(e: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid config"]
-    for err in e.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {loc}: {err['msg']}")
-    return "\n".join(lines)
+    """One line: `SOURCE: invalid config: a.b: message; c: message`."""
+    errors = "; ".join(f"{'.'.join(map(str, x['loc'])) or '(top level)'}: {x['msg']}" for x in e.errors())  # fmt: skip
+    return f"{source}: invalid config: {errors}"
 
 
 def config_from_dict(tree: dict[str, Any], source: str = "config") -> TrainConfig:
-    try:
-        return TrainConfig.model_validate(tree)
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source)) from None
+    return TrainConfig.from_dict(tree, source)
 
 
 def load_config(source: str, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """A preset name or TOML path, plus `dotted.key=value` overrides -> validated config."""
-    tree = _read(source)
-    for override in overrides:
-        apply_override(tree, override)
-    return config_from_dict(tree, source)
+    return TrainConfig.load(source, overrides)
 
 
 def dump_config(cfg: TrainConfig) -> str:

@@ -256,7 +256,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="training checkpoint (checkpoints/step-N), release folder, or the released dit.pt",
     )
-    p.add_argument("--factor", type=int, default=2, help="width and head multiplier (default 2)")
+    p.add_argument("--factor", type=int, default=2, help="width and head multiplier")
     p.add_argument("--out", type=Path, required=True, help="new release folder (must not exist)")
     p.add_argument(
         "--noise-snr",

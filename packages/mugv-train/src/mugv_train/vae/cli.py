@@ -8,26 +8,15 @@ mugv-train vae-export runs/vae/checkpoints/step-000002000 --out releases/vae
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
+from typing import Any
 
-from mugv_train.vae.config import load_vae_config, preset_names
-
-log = logging.getLogger(__name__)
+from mugv_train.vae.config import VAETrainConfig, load_vae_config
 
 
-def _train(args: argparse.Namespace) -> int:
-    from mugv_train.run import NonFiniteError
-    from mugv_train.vae.loop import train_vae
+def _train(cfg: VAETrainConfig, **kwargs: Any) -> Any:
+    from mugv_train.vae.loop import train_vae  # torch and the engine: not needed for --help
 
-    cfg = load_vae_config(args.config, args.overrides)
-    try:
-        result = train_vae(cfg, resume=args.resume, device=args.device)
-    except NonFiniteError as e:
-        print(f"mugv-train vae: {e}", file=sys.stderr)
-        return 3
-    log.info("%s at step %d (%d non-finite and %d empty steps skipped)", result.status, result.step, result.nonfinite_steps, result.empty_steps)  # fmt: skip
-    return 0
+    return train_vae(cfg, **kwargs)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -39,17 +28,12 @@ def _export(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `vae` and `vae-export` subcommands; handlers are `args.func(args) -> exit code`."""
-    d = argparse.ArgumentDefaultsHelpFormatter
-    p = subparsers.add_parser("vae", help="train the video VAE (MUGVAE) on raw shards", formatter_class=d)  # fmt: skip
-    p.add_argument("--config", required=True, help=f"TOML/JSON file or shipped VAE preset ({', '.join(preset_names())})")  # fmt: skip
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="dotted override with a TOML value, e.g. optim.lr=1e-4 or stages.1.gan_weight=0.02")  # fmt: skip
-    p.add_argument("--resume", default="auto", help="auto (newest valid checkpoint), none, or a checkpoint folder")  # fmt: skip
-    p.add_argument("--device", choices=["cuda", "cpu"], default=None, help="default: cuda if available")  # fmt: skip
-    p.set_defaults(func=_train)
+    from mugv_train.cli import add_run_parser  # here: mugv_train.cli imports this module on load
 
-    p = subparsers.add_parser("vae-export", help="VAE checkpoint -> mugv-vae release folder", formatter_class=d)  # fmt: skip
+    add_run_parser(subparsers, "vae", "train the video VAE (MUGVAE) on raw shards", load_vae_config, _train, VAETrainConfig.preset_names(), "optim.lr=1e-4")  # fmt: skip
+
+    p = subparsers.add_parser("vae-export", help="VAE checkpoint -> mugv-vae release folder")
     p.add_argument("checkpoint", help="a checkpoints/step-N folder of a VAE run")
-    p.add_argument("--out", required=True)
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    p.add_argument("--out", required=True, help="release folder to write")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="dtype of the saved weights")  # fmt: skip
     p.set_defaults(func=_export)

@@ -9,32 +9,19 @@ released architecture at 256p).
 
 from __future__ import annotations
 
-import json
-import sys
-from importlib import resources
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mugv_train.config import (
     CheckpointConfig,
-    ConfigError,
     FaultConfig,
     MetricsConfig,
     OptimConfig,
     ParallelConfig,
-    apply_override,
-    format_validation_error,
+    PresetConfig,
 )
 from mugv_vae import LossConfig, VAEConfig
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-_PRESETS = "mugv_train.vae.configs"
 
 
 class _Strict(BaseModel):
@@ -113,7 +100,9 @@ class EvalConfig(_Strict):
     clips: int = Field(8, ge=1, description="held-out clips (the first ones of data.heldout)")
 
 
-class VAETrainConfig(_Strict):
+class VAETrainConfig(PresetConfig):
+    presets_package: ClassVar[str] = "mugv_train.vae.configs"
+
     run_dir: str = "runs/vae"
     seed: int = 0
     model: VAEModelConfig = Field(default_factory=VAEModelConfig)
@@ -187,42 +176,13 @@ class VAETrainConfig(_Strict):
 
 
 def preset_names() -> list[str]:
-    files = resources.files(_PRESETS).iterdir()  # type: ignore[attr-defined]
-    return sorted(p.name.removesuffix(".toml") for p in files if p.name.endswith(".toml"))
-
-
-def _read(source: str) -> dict[str, Any]:
-    path = Path(source)
-    if path.is_file():
-        text = path.read_text()
-        if path.suffix == ".json":  # what runs record in RUN_DIR/config.json
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{source}: not valid JSON ({e})") from None
-    elif source in preset_names():
-        text = resources.files(_PRESETS).joinpath(f"{source}.toml").read_text()
-    else:
-        raise ConfigError(
-            f"{source}: no such config file and no shipped VAE preset of that name "
-            f"(presets: {', '.join(preset_names())})"
-        )
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source}: not valid TOML ({e})") from None
+    return VAETrainConfig.preset_names()
 
 
 def vae_config_from_dict(tree: dict[str, Any], source: str = "config") -> VAETrainConfig:
-    try:
-        return VAETrainConfig.model_validate(tree)
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source)) from None
+    return VAETrainConfig.from_dict(tree, source)
 
 
 def load_vae_config(source: str, overrides: list[str] | tuple[str, ...] = ()) -> VAETrainConfig:
     """A preset name or TOML/JSON path, plus `dotted.key=value` overrides -> validated config."""
-    tree = _read(source)
-    for override in overrides:
-        apply_override(tree, override)
-    return vae_config_from_dict(tree, source)
+    return VAETrainConfig.load(source, overrides)
