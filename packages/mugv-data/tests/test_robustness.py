@@ -171,7 +171,7 @@ def test_sigterm_stops_with_one_line_and_resume_is_exact(two_videos, tmp_path, m
 
     monkeypatch.setattr(Curator, "_calls", 0, raising=False)
     monkeypatch.setattr(Curator, "_finish", term_on_second)
-    argv = ["curate", "--input", str(two_videos), "--output", str(out), "--preset", "tiny", "--caption.batch_size", "1", "--aesthetic.batch_size", "1", "--output_format.max_clips_per_shard", "2"]  # fmt: skip
+    argv = ["curate", "--input", str(two_videos), "--output", str(out), "--preset", "tiny", "--set", "caption.batch_size=1", "--set", "aesthetic.batch_size=1", "--set", "output_format.max_clips_per_shard=2"]  # fmt: skip
     assert cli_main(argv) == 128 + signal.SIGTERM
     err = capsys.readouterr().err
     assert "Traceback" not in err and "stopped by SIGTERM" in err
