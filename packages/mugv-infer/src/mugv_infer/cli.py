@@ -8,7 +8,8 @@
         --lora enhancer/pytorch_model.bin --wan Wan2.1-T2V-1.3B-Diffusers --out enhancer-mugv/
     python -m mugv_infer ...   (the same)
 
-Expected failures (missing files, bad sizes) print one line and exit with status 2.
+Expected failures (a bad flag or value, missing or wrong checkpoint files, bad sizes, --device
+cuda without CUDA, a missing extra) print one line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 import torch
 
@@ -26,10 +28,50 @@ log = logging.getLogger("mugv_infer")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the description's example lines as written and shows every option's default
+    (not for required options, flags, or options whose unset value is None or empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        unset = action.default is None or action.default is False or action.default == []
+        if action.required or unset:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors are one line and exit 2; subcommand parsers inherit this and `HelpFormatter`.
+    Shared with mugv-serve."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def device_arg(name: str) -> str:
+    """`--device` type: a torch device this machine has (cuda without CUDA is a usage error)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a torch device (cpu, cuda, cuda:1)") from None  # fmt: skip
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{name}: CUDA is not available here (torch {torch.__version__}); use --device cpu")  # fmt: skip
+    return name
+
+
+DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (multi-line messages joined with '; ')."""
+    return "; ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mugv-infer", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = Parser(prog="mugv-infer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="T2V / I2V / TI2V to an mp4")
     gen.add_argument("--checkpoint", type=Path, help="folder with dit/ or dit.pt, vae/ or vae.pt")
@@ -39,15 +81,15 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompt", default="", help="caption; may be empty with --image")
     gen.add_argument("--image", type=Path, help="reference image for I2V / TI2V")
     gen.add_argument("--aspect", default="16:9", choices=list(ASPECTS), help="height:width")
-    gen.add_argument("--seconds", type=int, default=5, choices=sorted(LENGTHS))
+    gen.add_argument("--seconds", type=int, default=5, choices=sorted(LENGTHS), help="length")
     gen.add_argument("--height", type=int, help="free size (rounded to a multiple of 16)")
     gen.add_argument("--width", type=int, help="free size (rounded to a multiple of 16)")
     gen.add_argument("--frames", type=int, help="free frame count (rounded to 8k+1)")
-    gen.add_argument("--steps", type=int, default=25)
-    gen.add_argument("--cfg-scale", type=float, default=4.0)
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--aesthetic-score", type=float, default=6.0)
-    gen.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    gen.add_argument("--steps", type=int, default=25, help="Euler sampling steps")
+    gen.add_argument("--cfg-scale", type=float, default=4.0, help="classifier-free guidance")
+    gen.add_argument("--seed", type=int, default=0, help="noise seed")
+    gen.add_argument("--aesthetic-score", type=float, default=6.0, help="appended to the prompt")
+    gen.add_argument("--device", type=device_arg, default=DEFAULT_DEVICE, help="torch device")
     gen.add_argument("--dtype", default="bf16", choices=list(DTYPES), help="DiT and VAE")
     gen.add_argument(
         "--text-dtype", default="fp32", choices=list(DTYPES), help="T5; bf16 saves 9.5 GB"
@@ -60,15 +102,15 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", type=Path, required=True, help="output .mp4")
 
     enh = sub.add_parser("enhance", help="refine a generated mp4 with the Wan2.1-based enhancer")
-    enh.add_argument("input", type=Path)
-    enh.add_argument("output", type=Path)
+    enh.add_argument("input", type=Path, help="video to refine (mp4)")
+    enh.add_argument("output", type=Path, help="refined video (.mp4)")
     enh.add_argument("--weights", type=Path, required=True, help="enhancer folder (docs/infer.md)")
-    enh.add_argument("--prompt", default="High quality video, HD, clear, motion, cinema")
-    enh.add_argument("--sigma", type=float, default=0.3)
-    enh.add_argument("--cfg-scale", type=float, default=2.0)
-    enh.add_argument("--seed", type=int, default=0)
-    enh.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    enh.add_argument("--dtype", default="bf16", choices=list(DTYPES))
+    enh.add_argument("--prompt", default="High quality video, HD, clear, motion, cinema", help="caption")  # fmt: skip
+    enh.add_argument("--sigma", type=float, default=0.3, help="noise level the refiner starts from")
+    enh.add_argument("--cfg-scale", type=float, default=2.0, help="classifier-free guidance")
+    enh.add_argument("--seed", type=int, default=0, help="noise seed")
+    enh.add_argument("--device", type=device_arg, default=DEFAULT_DEVICE, help="torch device")
+    enh.add_argument("--dtype", default="bf16", choices=list(DTYPES), help="enhancer dtype")
 
     conv = sub.add_parser("convert-enhancer", help="released enhancer files -> enhancer folder")
     conv.add_argument("--dit", type=Path, required=True, help="enhancer/dit_i2v.safetensors")
@@ -147,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"generate": _generate, "enhance": _enhance, "convert-enhancer": _convert}
     try:
         out = commands[args.command](args)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"mugv-infer {args.command}: error: {err}", file=sys.stderr)
+    except (OSError, ValueError, ImportError) as err:  # files, sizes, formats, a missing extra
+        print(f"mugv-infer {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
     print(out)
     return 0

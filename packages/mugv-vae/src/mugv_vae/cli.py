@@ -3,6 +3,9 @@
 mugv-vae recon IN.mp4 OUT.mp4 --weights DIR          # our format (save_pretrained)
 mugv-vae recon IN.mp4 OUT.mp4 --reference vae.pt     # the released MUG-V weights
 mugv-vae encode IN.mp4 OUT.safetensors --weights DIR   # key `latent`, as in latent shards
+
+Expected failures (a bad flag or value, a missing or unreadable video, a wrong checkpoint folder
+or file, --device cuda without CUDA, a missing extra) print one line and exit 2.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import json
 import logging
 import sys
+from typing import Any, NoReturn
 
 import torch
 from safetensors.torch import save_file
@@ -23,8 +27,41 @@ from mugv_vae.model import MUGVAE
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the description's example lines as written and shows every option's default
+    (not for required options, flags, or options whose unset value is None or empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        unset = action.default is None or action.default is False or action.default == []
+        if action.required or unset:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors are one line and exit 2; subcommand parsers inherit this and `HelpFormatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def device_arg(name: str) -> str:
+    """`--device` type: a torch device this machine has (cuda without CUDA is a usage error)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a torch device (cpu, cuda, cuda:1)") from None  # fmt: skip
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{name}: CUDA is not available here (torch {torch.__version__}); use --device cpu")  # fmt: skip
+    return name
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mugv-vae", description=__doc__.splitlines()[0])
+    parser = Parser(prog="mugv-vae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_ in (("recon", "encode+decode, print PSNR/SSIM"), ("encode", "write latents")):
         p = sub.add_parser(name, help=help_)
@@ -33,9 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         src = p.add_mutually_exclusive_group(required=True)
         src.add_argument("--weights", help="directory written by MUGVAE.save_pretrained")
         src.add_argument("--reference", help="released MUG-V vae.pt")
-        p.add_argument("--max-frames", type=int, default=None)
-        p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-        p.add_argument("--dtype", choices=sorted(_DTYPES), default="float32")
+        p.add_argument("--max-frames", type=int, default=None, help="default: every frame")
+        p.add_argument("--device", type=device_arg, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")  # fmt: skip
+        p.add_argument("--dtype", choices=sorted(_DTYPES), default="float32", help="model dtype")
         p.add_argument("--tile", action="store_true", help="spatial tiling (large frames)")
         p.add_argument("--seed", type=int, default=0, help="posterior sampling seed")
     return parser
@@ -51,15 +88,21 @@ def _load(args: argparse.Namespace) -> MUGVAE:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    # 1. parse, 2. load video and model, 3. run, 4. write and report
     args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        video, fps = read_video(args.input, args.max_frames)
-        model = _load(args)
-    except (OSError, ValueError, ImportError) as err:  # missing video/checkpoint/extra: one line
-        print(f"mugv-vae {args.command}: error: {err}", file=sys.stderr)
+        print(_run(args))
+    except (OSError, ValueError, ImportError) as err:  # missing or bad video/checkpoint, extra
+        message = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        print(f"mugv-vae {args.command}: error: {message}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _run(args: argparse.Namespace) -> str:
+    """Load video and model, encode (and decode), write the output; -> the line to report."""
+    video, fps = read_video(args.input, args.max_frames)
+    model = _load(args)
     x = video.unsqueeze(0).to(args.device)
     gen = torch.Generator(args.device).manual_seed(args.seed)
     num_frames, size = x.shape[2], (x.shape[3], x.shape[4])
@@ -69,15 +112,13 @@ def main(argv: list[str] | None = None) -> int:
             meta = {"num_frames": num_frames, "height": size[0], "width": size[1], "fps": fps}
             tensors = {"latent": z[0].float().cpu().contiguous()}  # the latent shard's name
             save_file(tensors, args.output, metadata={k: json.dumps(v) for k, v in meta.items()})
-            print(f"latent {tuple(z.shape[1:])} -> {args.output}")
-            return 0
+            return f"latent {tuple(z.shape[1:])} -> {args.output}"
         recon = model.decode(z, num_frames, progress=True).float().cpu()
     write_video(args.output, recon[0], fps)
     # sides that are no multiple of 8 are floored by the VAE: score the pixels it reconstructs
     target = x[..., : recon.shape[-2], : recon.shape[-1]].float().cpu()
     p, s = psnr(recon, target).item(), ssim(recon, target).item()
-    print(f"PSNR {p:.2f} dB  SSIM {s:.4f}  ({num_frames} frames, {size[0]}x{size[1]})")
-    return 0
+    return f"PSNR {p:.2f} dB  SSIM {s:.4f}  ({num_frames} frames, {size[0]}x{size[1]})"
 
 
 if __name__ == "__main__":
