@@ -2,9 +2,11 @@
 
 import pytest
 
+from mugv_align import AlignConfig
 from mugv_data.config import CurateConfig
 from mugv_dit import DiTConfig
 from mugv_train import TrainConfig
+from mugv_train.vae import VAETrainConfig
 from mugv_vae import VAEConfig
 
 REQUIRED = {CurateConfig: {"input": "videos", "output": "curated"}}
@@ -13,6 +15,8 @@ CASES = [  # (class, preset, a top-level field, a value other than the preset's)
     (VAEConfig, "tiny", "window_latents", 2),
     (CurateConfig, "default", "workers", 3),
     (TrainConfig, "debug", "run_dir", "runs/elsewhere"),
+    (VAETrainConfig, "vae-tiny", "seed", 7),
+    (AlignConfig, "debug", "run_dir", "runs/elsewhere"),
 ]
 
 
@@ -21,6 +25,7 @@ def test_preset_overrides_one_field_and_keeps_the_rest(cls, name, field, value):
     required = REQUIRED.get(cls, {})
     base = cls.preset(name, **required)
     changed = cls.preset(name, **required, **{field: value})
+    assert type(base) is cls and type(changed) is cls
     assert getattr(base, field) != value and getattr(changed, field) == value
     assert changed.model_dump(exclude={field}) == base.model_dump(exclude={field})
 
