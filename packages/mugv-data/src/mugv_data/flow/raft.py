@@ -15,6 +15,7 @@ correlation level keeps 2 cells per side); flow is in pixels of the input, (x, y
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,10 +26,10 @@ from torch import nn
 class RAFTSpec:
     """Hyper-parameters of one RAFT variant (values of torchvision's builders)."""
 
-    block: str  # "residual" (two 3x3 convs) or "bottleneck" (1x1, 3x3, 1x1)
+    block: Literal["residual", "bottleneck"]  # two 3x3 convs, or 1x1, 3x3, 1x1
     feature_layers: tuple[int, ...]  # stem, layer1, layer2, layer3, output channels
     context_layers: tuple[int, ...]
-    context_norm: str | None  # "batch" or None; the feature encoder always uses instance norm
+    context_norm: Literal["batch"] | None  # the feature encoder always uses instance norm
     corr_levels: int
     corr_radius: int
     motion_corr_layers: tuple[int, ...]
@@ -100,10 +101,14 @@ class Encoder(nn.Module):
     def __init__(self, block: str, layers: tuple[int, ...], norm: str | None) -> None:
         super().__init__()
         cls = ResidualBlock if block == "residual" else BottleneckBlock
+
+        def stage(cin: int, cout: int, stride: int) -> nn.Sequential:
+            return nn.Sequential(cls(cin, cout, norm, stride), cls(cout, cout, norm, 1))
+
         self.convnormrelu = _conv(3, layers[0], 7, 2, norm)
-        for i, stride in enumerate((1, 2, 2), start=1):
-            blocks = cls(layers[i - 1], layers[i], norm, stride), cls(layers[i], layers[i], norm, 1)
-            setattr(self, f"layer{i}", nn.Sequential(*blocks))
+        self.layer1 = stage(layers[0], layers[1], 1)
+        self.layer2 = stage(layers[1], layers[2], 2)
+        self.layer3 = stage(layers[2], layers[3], 2)
         self.conv = nn.Conv2d(layers[3], layers[4], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,7 +119,13 @@ class Encoder(nn.Module):
 class MotionEncoder(nn.Module):
     """(flow [B, 2, h, w], correlation [B, Ccorr, h, w]) -> [B, out, h, w] (flow appended)."""
 
-    def __init__(self, corr_channels: int, corr_layers: tuple[int, ...], flow_layers, out: int):
+    def __init__(
+        self,
+        corr_channels: int,
+        corr_layers: tuple[int, ...],
+        flow_layers: tuple[int, int],
+        out: int,
+    ) -> None:
         super().__init__()
         self.convcorr1 = _conv(corr_channels, corr_layers[0], 1)
         two = len(corr_layers) == 2
@@ -176,12 +187,15 @@ class UpdateBlock(nn.Module):
         self.motion_encoder = MotionEncoder(
             corr_channels, spec.motion_corr_layers, spec.motion_flow_layers, spec.motion_out
         )
-        context = spec.context_layers[-1] - spec.hidden
-        self.recurrent_block = RecurrentBlock(spec.motion_out + context, spec.hidden, spec.gru_kernels)  # fmt: skip
+        gru_in = spec.motion_out + spec.context_layers[-1] - spec.hidden  # motion + context
+        self.recurrent_block = RecurrentBlock(gru_in, spec.hidden, spec.gru_kernels)
         self.flow_head = FlowHead(spec.hidden, spec.head_hidden)
 
-    def forward(self, h, context, corr, flow) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (new hidden state [B, hidden, h, w], flow delta [B, 2, h, w])."""
+    def forward(
+        self, h: torch.Tensor, context: torch.Tensor, corr: torch.Tensor, flow: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden state, context, correlation features, current flow (all [B, *, h, w]) ->
+        (new hidden state [B, hidden, h, w], flow delta [B, 2, h, w])."""
         x = torch.cat([context, self.motion_encoder(flow, corr)], dim=1)
         h = self.recurrent_block(h, x)
         return h, self.flow_head(h)
@@ -200,7 +214,7 @@ class MaskPredictor(nn.Module):
         return 0.25 * self.conv(self.convrelu(h))
 
 
-def coords_grid(b: int, h: int, w: int, device=None) -> torch.Tensor:
+def coords_grid(b: int, h: int, w: int, device: torch.device | None = None) -> torch.Tensor:
     """[B, 2, h, w] pixel coordinates, channel 0 = x (column), channel 1 = y (row)."""
     ys, xs = torch.meshgrid(
         torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij"
