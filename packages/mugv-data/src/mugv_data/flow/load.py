@@ -7,6 +7,7 @@ shape of that variant must be there, nothing else. Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -26,8 +27,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's message would suggest weights_only=False: never
+        raise ValueError(
+            f"{path} is not a readable checkpoint: not a torch.save file of plain tensors "
+            "(pickled objects other than tensors are never loaded)"
+        ) from None
     except Exception as e:
-        raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from None
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise ValueError(
+            f"{path} is not a readable checkpoint ({type(e).__name__}: {first})"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path} holds no state dict of tensors (a torchvision RAFT .pth?)")
     return state
