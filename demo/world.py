@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mugv_data import encode_mp4
+from mugv_data.io.video import encode_mp4
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (225, 40, 35),

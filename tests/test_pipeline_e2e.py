@@ -8,14 +8,8 @@ import numpy as np
 import torch
 from transformers import ByT5Tokenizer, T5Config, T5EncoderModel
 
-from mugv_data import (
-    LatentLoader,
-    LatentSample,
-    LatentShardWriter,
-    LoaderConfig,
-    encode_mp4,
-    read_frames,
-)
+from mugv_data import LatentLoader, LatentSample, LatentShardWriter, LoaderConfig
+from mugv_data.io.video import encode_mp4, read_frames
 from mugv_dit import DiTConfig, MUGDiT
 from mugv_dit.flow import FlowSchedule
 from mugv_dit.sampling import sample

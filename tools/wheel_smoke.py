@@ -53,7 +53,8 @@ def _vae() -> None:
 
 
 def _data() -> None:
-    from mugv_data import build_config, latent_frames
+    from mugv_data import build_config
+    from mugv_data.shards.latent import latent_frames
 
     assert [latent_frames(t) for t in (1, 9, 17, 121)] == [1, 2, 3, 16]
     cfg = build_config("default", ["input=in", "output=out", "sharpness.min=1"])

@@ -8,7 +8,8 @@ import torch
 from synth import tiny_config
 from transformers import ByT5Tokenizer, T5Config, T5EncoderModel
 
-from mugv_data import LatentLoader, LoaderConfig, encode_mp4
+from mugv_data import LatentLoader, LoaderConfig
+from mugv_data.io.video import encode_mp4
 from mugv_data.shards.raw import RAW_SCHEMA, raw_index_meta
 from mugv_data.shards.tar import ShardWriter
 from mugv_train import train

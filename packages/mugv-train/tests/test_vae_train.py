@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from mugv_data import encode_mp4
+from mugv_data.io.video import encode_mp4
 from mugv_data.shards.raw import RAW_SCHEMA, raw_index_meta
 from mugv_data.shards.tar import ShardWriter
 from mugv_train.cli import main

@@ -24,7 +24,9 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from mugv_data import LatentSample, LatentShardWriter, VideoError, rank_world, read_frames
+from mugv_data import LatentSample, LatentShardWriter
+from mugv_data.dist import rank_world
+from mugv_data.io.video import VideoError, read_frames
 from mugv_data.loader.loader import resolve_shards
 from mugv_data.shards.raw import RawFormatError, validate_raw_meta
 from mugv_data.shards.tar import iter_tar_samples

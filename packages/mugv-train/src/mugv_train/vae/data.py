@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from mugv_data import VideoError, iter_frames
+from mugv_data.io.video import VideoError, iter_frames
 from mugv_data.loader.loader import resolve_shards
 from mugv_data.shards.raw import raw_index_meta
 from mugv_data.shards.tar import load_index, read_member
