@@ -2,6 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mugv_dit import attention as attn
 
@@ -47,28 +48,38 @@ def test_fast_kernel_follows_the_gpu_generation(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("is_cuda", "dtype", "kernel_name", "expected"),
+    ("is_cuda", "dtype", "kernel_name", "grad", "expected"),
     [
-        (True, torch.bfloat16, "fa4", True),
-        (True, torch.float16, "fa3", True),
-        (True, torch.float32, "fa4", False),  # FlashAttention has no fp32 kernel
-        (False, torch.bfloat16, "fa4", False),
-        (True, torch.bfloat16, "", False),  # none installed
+        (True, torch.bfloat16, "fa4", False, True),
+        (True, torch.float16, "fa3", False, True),
+        (True, torch.bfloat16, "fa4", True, False),  # training: FA4's backward is wrong at D=72
+        (True, torch.float32, "fa4", False, False),  # FlashAttention has no fp32 kernel
+        (False, torch.bfloat16, "fa4", False, False),
+        (True, torch.bfloat16, "", False, False),  # none installed
     ],
 )
-def test_fast_kernel_takes_cuda_half_precision_only(is_cuda, dtype, kernel_name, expected):
-    q = SimpleNamespace(is_cuda=is_cuda, dtype=dtype)  # a fake CUDA tensor
+def test_fast_kernel_serves_cuda_half_precision_inference_only(
+    is_cuda, dtype, kernel_name, grad, expected
+):
+    q = SimpleNamespace(is_cuda=is_cuda, dtype=dtype, requires_grad=grad)  # a fake CUDA tensor
     assert attn._use_fast(q, kernel_name) is expected
 
 
-def test_fast_kernel_serves_training(monkeypatch):
-    """Gradients flow through the fast kernel: FA4 and FA3 both have a backward."""
+def test_training_takes_sdpa_where_a_fast_kernel_is_installed(monkeypatch):
+    """Inputs that need a gradient never reach the fast kernel; detached ones do."""
     fake = attn.FastKernel("fa4", lambda q, k, v: (q * 2, None))  # (out, lse) in some versions
     monkeypatch.setattr(attn, "fast_kernel", lambda: fake)
     monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
-    q = torch.ones(1, 2, 1, 8, dtype=torch.bfloat16, requires_grad=True)
-    attn.attention(q, q, q).sum().backward()
-    assert torch.all(q.grad == 2.0)
+    q, k, v = (torch.randn(1, 4, 2, 8, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+    with torch.nn.attention.sdpa_kernel(attn.SDPA_PRIORITY, set_priority=True):
+        ref = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v))).transpose(
+            1, 2
+        )
+    out = attn.attention(q, k, v)
+    assert torch.equal(out, ref)
+    out.float().sum().backward()
+    assert q.grad is not None and k.grad is not None
+    assert torch.equal(attn.attention(q.detach(), k.detach(), v.detach()), 2 * q.detach())
 
 
 def test_kernel_choice_is_a_constant_under_compile(monkeypatch):
@@ -89,30 +100,54 @@ def _has_fa4() -> bool:
     return attn._fast_kernel_name() == "fa4"
 
 
-@pytest.mark.skipif(
+_NEEDS_FA4 = pytest.mark.skipif(
     not _has_fa4(), reason="needs a Hopper/Blackwell GPU with flash-attn-4 (mugv-dit[fa4])"
 )
-def test_fa4_forward_and_backward_match_sdpa():
-    """FA4 vs cuDNN SDPA on the same bf16 inputs, both measured against an fp32 reference."""
-    g = torch.Generator(device="cuda").manual_seed(0)
-    q, k, v = (torch.randn(1, 2048, 4, 72, device="cuda", generator=g) for _ in range(3))
-    grad_out = torch.randn(1, 2048, 4, 72, device="cuda", generator=g)
+
+
+def _errors(fn_fast, q, k, v, grad_out):
+    """Relative errors of (out, dq, dk, dv) in bf16 against fp32, for `fn_fast` and for cuDNN."""
 
     def run(fn, dtype):
-        inputs = [t.to(dtype).requires_grad_() for t in (q, k, v)]
+        inputs = [t.detach().to(dtype).requires_grad_() for t in (q, k, v)]
         out = fn(*inputs)
         out.backward(grad_out.to(dtype))
         return [out.float()] + [t.grad.float() for t in inputs]
 
     def sdpa(*t):
         with torch.nn.attention.sdpa_kernel(attn.SDPA_PRIORITY, set_priority=True):
-            o = torch.nn.functional.scaled_dot_product_attention(*(x.transpose(1, 2) for x in t))
+            o = F.scaled_dot_product_attention(*(x.transpose(1, 2) for x in t))
         return o.transpose(1, 2)
 
-    assert attn._use_fast(q.bfloat16(), attn._fast_kernel_name())
-    exact = run(sdpa, torch.float32)
-    fa4 = run(attn.attention, torch.bfloat16)
-    cudnn = run(sdpa, torch.bfloat16)
-    for name, e, f, c in zip(("out", "dq", "dk", "dv"), exact, fa4, cudnn, strict=True):
-        err_fa4, err_cudnn = (float((x - e).norm() / e.norm()) for x in (f, c))
+    def rel(x, e):
+        return float((x - e).norm() / e.norm())
+
+    exact, fast, cudnn = run(sdpa, torch.float32), run(fn_fast, torch.bfloat16), run(sdpa, torch.bfloat16)  # fmt: skip
+    names = ("out", "dq", "dk", "dv")
+    return {n: (rel(f, e), rel(c, e)) for n, e, f, c in zip(names, exact, fast, cudnn, strict=True)}
+
+
+def _inputs(d: int = 72):
+    g = torch.Generator(device="cuda").manual_seed(0)
+    return [torch.randn(1, 2048, 4, d, device="cuda", generator=g) for _ in range(4)]
+
+
+@_NEEDS_FA4
+def test_fa4_inference_matches_sdpa():
+    q, k, v, _ = _inputs()
+    with torch.no_grad():
+        assert attn._use_fast(q.bfloat16(), attn._fast_kernel_name())
+        fast = attn.attention(*(t.bfloat16() for t in (q, k, v))).float()
+        exact = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v))).transpose(
+            1, 2
+        )
+    assert float((fast - exact).norm() / exact.norm()) < 1e-2
+
+
+@_NEEDS_FA4
+@pytest.mark.xfail(strict=True, reason="flash-attn-4 4.0.0b36: wrong dq at head_dim 72 (rel 1.3)")
+def test_fa4_backward_matches_sdpa():
+    """Guards the inference-only rule: when a flash-attn-4 release fixes its head_dim-72
+    backward this starts passing (strict xfail fails), and training may take FA4 again."""
+    for name, (err_fa4, err_cudnn) in _errors(attn._fast_attention, *_inputs()).items():
         assert err_fa4 < max(2 * err_cudnn, 1e-2), (name, err_fa4, err_cudnn)

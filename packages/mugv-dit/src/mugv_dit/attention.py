@@ -3,13 +3,14 @@
 Tensors are [B, N, H, D] (FlashAttention's native layout; SDPA takes transposed views of it
 without a copy). The kernel is chosen once per process:
 
-1. FlashAttention-4 (`flash_attn.cute`, the `mugv-dit[fa4]` extra) on Hopper/Blackwell GPUs, for
-   training and inference: forward+backward at head_dim 72 runs ~1.4x cuDNN on H100
-   (docs/performance.md).
+1. FlashAttention-4 (`flash_attn.cute`, the `mugv-dit[fa4]` extra) on Hopper/Blackwell GPUs.
 2. FlashAttention-3 (`flash_attn_interface`) on Hopper, where installed.
 3. torch SDPA otherwise, backend priority cuDNN -> flash -> memory-efficient -> math.
 
-The fast kernels take only CUDA bf16/fp16 inputs; CPU and fp32 always take SDPA.
+The fast kernels serve inference only (inputs that need no gradient): flash-attn-4 4.0.0b36's
+backward at head_dim 72 returned a wrong dq on H100 (relative error 1.3 against fp32, cuDNN
+0.005; docs/performance.md), so anything that back-propagates takes SDPA. They also take only
+CUDA bf16/fp16 inputs; CPU and fp32 always take SDPA.
 `MUGV_ATTENTION=sdpa` forces SDPA. FlashAttention's kernels are opaque to `torch.compile`, so
 a compiled block runs them between two graphs.
 """
@@ -66,7 +67,8 @@ def _fast_kernel_name() -> str:
 
 
 def _use_fast(q: torch.Tensor, kernel_name: str) -> bool:
-    return bool(kernel_name) and q.is_cuda and q.dtype in (torch.bfloat16, torch.float16)
+    half = q.dtype in (torch.bfloat16, torch.float16)
+    return bool(kernel_name) and q.is_cuda and half and not q.requires_grad
 
 
 @torch.compiler.disable

@@ -121,8 +121,12 @@ class ParallelConfig(_Strict):
     cp: int = Field(1, ge=1, description="context-parallel degree (Ulysses)")
     param_dtype: Literal["bfloat16", "float32"] = "bfloat16"
     reduce_dtype: Literal["bfloat16", "float32"] = "float32"
-    activation_checkpointing: Literal["none", "full", "selective"] = "none"
-    ac_every: int = Field(1, ge=1, description="checkpoint every k-th block (full/selective)")
+    activation_checkpointing: Literal["none", "full", "attention", "selective"] = Field(
+        "none",
+        description="per block: full = keep only its input; attention = also keep attention "
+        "outputs; selective = also keep matmul outputs",
+    )
+    ac_every: int = Field(1, ge=1, description="checkpoint every k-th block")
     compile: bool = Field(False, description="torch.compile each block")
     reshard_after_forward: bool = True
 

@@ -28,20 +28,24 @@ from mugv_train.dist import DistEnv
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 
-# Selective AC keeps the outputs of the expensive ops (matmuls, attention) and recomputes the
-# cheap elementwise ones (norms, modulation, GELU, RoPE) in the backward pass.
-_SAVE_OPS = {
-    torch.ops.aten.mm.default,
-    torch.ops.aten.addmm.default,
-    torch.ops.aten.bmm.default,
+# Attention outputs are the costliest to recompute (most of a block's FLOPs at 720p) and cheap to
+# keep ([B, N, d] plus the log-sum-exp). `attention` keeps only them; `selective` also keeps the
+# matmul outputs. Both recompute the elementwise ops (norms, modulation, GELU, RoPE).
+_ATTENTION_OPS = {
     torch.ops.aten._scaled_dot_product_efficient_attention.default,
     torch.ops.aten._scaled_dot_product_flash_attention.default,
     torch.ops.aten._scaled_dot_product_cudnn_attention.default,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default,
+}
+_SAVED_OPS = {
+    "attention": _ATTENTION_OPS,
+    "selective": _ATTENTION_OPS
+    | {torch.ops.aten.mm.default, torch.ops.aten.addmm.default, torch.ops.aten.bmm.default},
 }
 
 
-def _selective_policy(ctx, op, *args, **kwargs) -> CheckpointPolicy:
-    return CheckpointPolicy.MUST_SAVE if op in _SAVE_OPS else CheckpointPolicy.PREFER_RECOMPUTE
+def _policy(saved: set, ctx, op, *args, **kwargs) -> CheckpointPolicy:
+    return CheckpointPolicy.MUST_SAVE if op in saved else CheckpointPolicy.PREFER_RECOMPUTE
 
 
 def units(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
@@ -60,10 +64,9 @@ def apply_activation_checkpointing(model: nn.Module, mode: str, every: int = 1) 
     if mode == "none":
         return
     kwargs = {}
-    if mode == "selective":
-        kwargs["context_fn"] = functools.partial(
-            create_selective_checkpoint_contexts, _selective_policy
-        )
+    if mode in _SAVED_OPS:
+        policy = functools.partial(_policy, _SAVED_OPS[mode])
+        kwargs["context_fn"] = functools.partial(create_selective_checkpoint_contexts, policy)
     for i, (parent, name, module) in enumerate(units(model)):
         if i % every == 0:
             parent.register_module(name, checkpoint_wrapper(module, preserve_rng_state=False, **kwargs))  # fmt: skip
