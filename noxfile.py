@@ -4,7 +4,7 @@ nox -s "tests(dit)"   one package's tests in its own environment
 nox -s tests          every package
 nox -s lint           ruff, the import-layer check, the release-metadata check
 nox -s e2e            cross-package tests in tests/
-nox -s wheels         every package built, installed alone from its wheel, smoke-tested
+nox -s wheels         every package and service built, installed alone from its wheel, smoke-tested
 nox -s lowest         model packages + end-to-end tests on the lowest declared transformers/pydantic
 nox -s serve          the generation service (API + page in headless Chromium)
 nox -s demo           the main job on its tiny embedded default (CPU)
@@ -27,7 +27,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
 sys.path.insert(0, str(Path(__file__).parent / "tools"))
-from graph import closure, names, pyproject  # noqa: E402  (tools/graph.py reads the pyprojects)
+from graph import closure, names, project_dir, pyproject, services  # noqa: E402  (tools/graph.py reads the pyprojects)
 
 # Local mugv packages each package needs installed next to it, from the pyprojects.
 LOCAL_DEPS: dict[str, list[str]] = {name: closure(name) for name in names()}
@@ -123,30 +123,32 @@ def _pin(wheel: str) -> str:
 
 @nox.session(python=PYTHON, venv_backend="none")
 def wheels(session: nox.Session) -> None:
-    """Build every package's sdist and wheel, then install and check each alone in a fresh env.
+    """Build every package's and service's sdist and wheel, then install and check each alone in
+    a fresh env.
 
     Each env gets only that wheel and its declared dependencies (our siblings from the local
     wheelhouse, pinned to the versions just built; CPU torch through constraints.txt), first
     without extras, then with its non-test extras (tools/wheel_smoke.py says what is checked).
     """
+    projects = [*names(), *services()]
     uv = str(Path(sys.executable).with_name("uv"))  # installed next to nox by dev.py
     tmp = Path(session.create_tmp()).resolve()
     house = tmp / "wheelhouse"
     session.run("rm", "-rf", str(house), external=True)
-    for name in names():  # sdist first, then the wheel built from the sdist
-        session.run(uv, "build", "-q", f"packages/mugv-{name}", "--out-dir", str(house), external=True)  # fmt: skip
+    for name in projects:  # sdist first, then the wheel built from the sdist
+        session.run(uv, "build", "-q", str(project_dir(name)), "--out-dir", str(house), external=True)  # fmt: skip
     pins = tmp / "pins.txt"  # our packages come from the wheelhouse, never from an index
     pins.write_text("".join(_pin(w.name) for w in sorted(house.glob("*.whl"))))
     links = [a for d in (str(house), *os.environ.get("UV_FIND_LINKS", "").split()) for a in ("--find-links", d)]  # fmt: skip
     # uv caches wheels by name and version: without this a rebuilt 0.2.0 would install the old one.
-    fresh = [a for n in names() for a in ("--refresh-package", f"mugv-{n}")]
-    for name in names():
+    fresh = [a for n in projects for a in ("--refresh-package", f"mugv-{n}")]
+    for name in projects:
         env = tmp / f"env-{name}"
         python = str(env / "bin" / "python")
         pip = [uv, "pip", "install", "-q", "--python", python, "-c", "constraints.txt", "-c", str(pins), *links, *fresh]  # fmt: skip
         session.run(uv, "venv", "-q", "--clear", "--python", PYTHON, str(env), external=True)
         session.run(*pip, f"mugv-{name}", external=True)
-        src = f"packages/mugv-{name}/src/mugv_{name}"
+        src = str(project_dir(name) / "src" / f"mugv_{name}")
         session.run(python, "tools/wheel_smoke.py", name, src, "base", external=True)
         extras = [e for e in pyproject(name)["project"].get("optional-dependencies", {}) if e not in NO_SMOKE_EXTRAS]  # fmt: skip
         if extras:

@@ -17,12 +17,28 @@ else:  # Python 3.10: the same parser, packaged as tomli
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ROOT / "packages"
+SERVICES = (
+    ROOT / "services"
+)  # applications on top of the packages (mugv-serve); none depends on one
 _LOCAL = re.compile(r"^mugv-(\w+)")
 
 
+def project_dir(name: str) -> Path:
+    """packages/mugv-<name>, or services/mugv-<name> for a service."""
+    package = PACKAGES / f"mugv-{name}"
+    return package if package.is_dir() else SERVICES / f"mugv-{name}"
+
+
 def pyproject(name: str) -> dict:
-    """The parsed packages/mugv-<name>/pyproject.toml."""
-    return tomllib.loads((PACKAGES / f"mugv-{name}" / "pyproject.toml").read_text())
+    """The parsed pyproject.toml of a package or service."""
+    return tomllib.loads((project_dir(name) / "pyproject.toml").read_text())
+
+
+def services() -> list[str]:
+    """Short names of every service under services/, sorted."""
+    return sorted(
+        p.parent.name.removeprefix("mugv-") for p in SERVICES.glob("mugv-*/pyproject.toml")
+    )
 
 
 def names() -> list[str]:

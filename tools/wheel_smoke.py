@@ -3,6 +3,7 @@
 
     python tools/wheel_smoke.py dit packages/mugv-dit/src/mugv_dit base
     python tools/wheel_smoke.py dit packages/mugv-dit/src/mugv_dit full
+    python tools/wheel_smoke.py serve services/mugv-serve/src/mugv_serve base
 
 `base` (only the wheel and its required dependencies installed): every source file is in the
 wheel and no test or demo helper is, the public API (`__all__`) imports without any extra, every
@@ -86,6 +87,15 @@ def _infer() -> None:
     assert (size.height, size.width, size.num_frames) == (1280, 720, 105), size
 
 
+def _serve() -> None:
+    from mugv_serve import ServeSettings, create_app
+
+    with tempfile.TemporaryDirectory() as tmp:  # the app over a runner that is never called
+        app = create_app(ServeSettings(workdir=Path(tmp)), lambda *_: Path(tmp))
+        (page,) = [r for r in app.routes if getattr(r, "path", None) == "/"]
+        assert "<video" in page.endpoint(), "the page (static/index.html) has no video player"
+
+
 SMOKE: dict[str, Callable[[], None]] = {
     "dit": _dit,
     "vae": _vae,
@@ -93,6 +103,7 @@ SMOKE: dict[str, Callable[[], None]] = {
     "train": _train,
     "align": _align,
     "infer": _infer,
+    "serve": _serve,
 }
 
 
