@@ -15,7 +15,8 @@ from transformers import ByT5Tokenizer, T5Config, T5EncoderModel
 
 from demo.config import WorldConfig
 from demo.world import ClipSpec, clip_specs, render, write_world
-from mugv_data import build_config, curate, encode_mp4
+from mugv_data import build_config, curate
+from mugv_data.io.video import encode_mp4
 from mugv_train.precompute import Options, load_encoders, precompute
 
 log = logging.getLogger(__name__)
