@@ -165,7 +165,7 @@ def test_help_shows_defaults(program, argv, default, capsys):
 
 
 def test_top_level_help_names_presets(capsys):
-    for program, presets in (("mugv-train", TrainConfig.preset_names() + VAETrainConfig.preset_names()), ("mugv-align", AlignConfig.preset_names())):  # fmt: skip
+    for program, presets in (("mugv-train", TrainConfig.preset_names() + VAETrainConfig.preset_names()), ("mugv-align", AlignConfig.preset_names()), ("mugv-data", list(CURATE_PRESETS))):  # fmt: skip
         code, out, _ = run(program, ["--help"], capsys)
         flat = " ".join(out.split())
         assert code == 0 and all(p in flat for p in presets) and "--set dotted.key=value" in flat

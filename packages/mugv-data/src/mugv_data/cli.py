@@ -45,7 +45,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="mugv-data", description=__doc__)
+    epilog = f"curate presets: {', '.join(PRESETS)}. Overrides: --set dotted.key=value (e.g. sharpness.min=150), repeatable."  # fmt: skip
+    parser = Parser(prog="mugv-data", description=__doc__, epilog=epilog)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="cmd", required=True)
     cur = sub.add_parser("curate", help="videos -> raw shards + rejects + manifest")
