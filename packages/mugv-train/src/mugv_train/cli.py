@@ -69,15 +69,15 @@ def _run_training(load: Callable[[str, list[str]], Any], run: Callable[..., Any]
     return 0
 
 
-def cmd_config(args: argparse.Namespace) -> int:
-    print(dump_config(load_config(args.config, args.overrides)))
-    return 0
-
-
 def _train(cfg: TrainConfig, **kwargs: Any) -> Any:
     from mugv_train.train import train  # torch and the engine: not needed for --help
 
     return train(cfg, **kwargs)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    print(dump_config(load_config(args.config, args.overrides)))
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
