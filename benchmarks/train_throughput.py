@@ -86,6 +86,8 @@ def main() -> None:
     p.add_argument("--text-len", type=int, default=300)
     p.add_argument("--ac", choices=["none", "full", "attention", "selective"], default="selective")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--float8", action="store_true", help="torchao fp8 matmuls in the blocks")
+    p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--cp", type=int, default=1)
     p.add_argument("--no-reshard", action="store_true", help="keep unsharded params after forward")
     p.add_argument("--steps", type=int, default=8)
@@ -110,9 +112,9 @@ def main() -> None:
         "run_dir": str(root / f"run-{world}"),
         "model": {"preset": args.preset, "overrides": overrides},
         "data": {"shards": str(root), "num_workers": 2},
-        "optim": {"lr": 1e-5, "warmup_steps": 0, "schedule": "constant"},
+        "optim": {"lr": args.lr, "warmup_steps": 0, "schedule": "constant"},
         "stages": [{"name": "bench", "steps": args.warmup + args.steps + bool(args.profile), "max_tokens": tokens, "max_batch_size": 1}],
-        "parallel": {"activation_checkpointing": args.ac, "compile": args.compile, "cp": args.cp, "reshard_after_forward": not args.no_reshard},
+        "parallel": {"activation_checkpointing": args.ac, "compile": args.compile, "float8": args.float8, "cp": args.cp, "reshard_after_forward": not args.no_reshard},
         "metrics": {"tensorboard": False, "progress": False},
     })  # fmt: skip
     env = setup(cfg.parallel)
@@ -140,13 +142,14 @@ def main() -> None:
     summary = {
         "preset": args.preset, "depth": trainer.dit_cfg.depth, "latent": args.latent,
         "tokens_per_sample": tokens, "world": env.world, "cp": args.cp, "ac": args.ac,
-        "compile": args.compile, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "compile": args.compile, "float8": args.float8, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "step_time_s": statistics.median(r["step_time"] for r in measured),
         "tokens_per_s": statistics.median(r["tokens_per_s"] for r in measured),
         "mfu": statistics.median(r["mfu"] for r in measured),
         "peak_mem_gib": max(r["peak_mem_gib"] for r in measured),
         "params": sum(p.numel() for p in trainer.model.parameters()),  # DTensor numel is global
         "comm_overlap_rank0": overlap,
+        "losses": [r.get("loss") for r in rows],  # every step, warm-up included (parity checks)
     }  # fmt: skip
     if env.is_main:
         print("SUMMARY", json.dumps(summary), flush=True)

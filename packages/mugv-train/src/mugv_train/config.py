@@ -128,6 +128,9 @@ class ParallelConfig(_Strict):
     )
     ac_every: int = Field(1, ge=1, description="checkpoint every k-th block")
     compile: bool = Field(False, description="torch.compile each block")
+    float8: bool = Field(
+        False, description="fp8 matmuls in the blocks' linear layers (torchao; SM 8.9+ GPUs)"
+    )
     reshard_after_forward: bool = True
 
 

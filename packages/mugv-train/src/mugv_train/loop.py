@@ -58,8 +58,9 @@ class MicroStep:
 
 
 _COMPILE_HINT = (
-    "; with parallel.compile and activation_checkpointing none/full, FSDP2 gave NaN gradients on "
-    "torch 2.11 (docs/performance.md): use activation_checkpointing=selective or compile=false"
+    "; with parallel.compile and activation_checkpointing none/full, or with parallel.float8, "
+    "FSDP2 gave NaN gradients on torch 2.11 (docs/performance.md): use "
+    "activation_checkpointing=selective without float8, or compile=false"
 )
 
 
@@ -226,7 +227,8 @@ class Trainer(EngineRun):
         if env.device.type == "cuda":
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
-        compile_risk = cfg.parallel.compile and cfg.parallel.activation_checkpointing != "selective"
+        par = cfg.parallel
+        compile_risk = par.compile and (par.activation_checkpointing != "selective" or par.float8)
         self.account(finite, [grad_norm], _COMPILE_HINT if compile_risk else "")
         tokens, flops = totals[-2] / env.cp, totals[-1] / env.cp
         out: dict[str, Any] = {

@@ -40,7 +40,12 @@ _ATTENTION_OPS = {
 _SAVED_OPS = {
     "attention": _ATTENTION_OPS,
     "selective": _ATTENTION_OPS
-    | {torch.ops.aten.mm.default, torch.ops.aten.addmm.default, torch.ops.aten.bmm.default},
+    | {
+        torch.ops.aten.mm.default,
+        torch.ops.aten.addmm.default,
+        torch.ops.aten.bmm.default,
+        torch.ops.aten._scaled_mm.default,  # float8 linears
+    },
 }
 
 
@@ -70,6 +75,31 @@ def apply_activation_checkpointing(model: nn.Module, mode: str, every: int = 1) 
     for i, (parent, name, module) in enumerate(units(model)):
         if i % every == 0:
             parent.register_module(name, checkpoint_wrapper(module, preserve_rng_state=False, **kwargs))  # fmt: skip
+
+
+def _float8_eligible(module: nn.Module, fqn: str) -> bool:
+    # fp8 GEMMs need both dimensions divisible by 16; tiny layers gain nothing from them.
+    return isinstance(module, nn.Linear) and module.in_features % 16 == 0 and module.out_features % 16 == 0  # fmt: skip
+
+
+def apply_float8(model: nn.Module) -> None:
+    """Swap the linear layers of every unit for torchao's float8 training linears (e4m3 forward,
+    e5m2 gradients, dynamic tensor-wise scales); weights stay in their dtype, so checkpoints,
+    EMA and export are unchanged. Needs a GPU with fp8 tensor cores (compute capability 8.9+)."""
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9):
+        raise RuntimeError(
+            "parallel.float8 needs a CUDA GPU with fp8 tensor cores (compute capability 8.9+, "
+            "e.g. L40S, H100, H200); set parallel.float8=false"
+        )
+    try:
+        from torchao.float8 import Float8LinearConfig, convert_to_float8_training
+    except ImportError as err:
+        raise RuntimeError("parallel.float8 needs torchao: pip install 'mugv-train[fp8]'") from err
+    # The weight gradient contracts over tokens (e.g. 12,882 at 360p 5 s), which fp8 GEMMs need
+    # in multiples of 16: torchao pads that inner dimension.
+    config = Float8LinearConfig(pad_inner_dim=True)
+    for _, _, module in units(model):
+        convert_to_float8_training(module, config=config, module_filter_fn=_float8_eligible)
 
 
 def apply_compile(model: nn.Module) -> None:
@@ -103,7 +133,9 @@ def parallelize(
     cfg: ParallelConfig,
     ignored_params: set[nn.Parameter] | None = None,
 ) -> nn.Module:
-    """Apply CP -> AC -> compile -> FSDP2 in place; returns the model."""
+    """Apply float8 -> CP -> AC -> compile -> FSDP2 in place; returns the model."""
+    if cfg.float8:
+        apply_float8(model)
     if env.cp_group is not None:
         apply_context_parallel(model, env.cp_group)
     apply_activation_checkpointing(model, cfg.activation_checkpointing, cfg.ac_every)
