@@ -15,7 +15,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     (not for required options, flags, or options whose unset value is None or empty)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        unset = action.default is None or action.default is False or action.default == []
+        unset = action.default is None or action.default is False or action.default in ([], "")
         if action.required or unset:
             return action.help
         return super()._get_help_string(action)
