@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -39,7 +40,11 @@ class DistEnv:
 
     @property
     def fsdp_mesh(self) -> DeviceMesh:
-        return self.mesh["dp_replicate", "dp_shard_cp"]
+        with warnings.catch_warnings():
+            # torch >= 2.11 announces that slicing a flattened dim from the root mesh will be
+            # deprecated; its replacement (`_unflatten`) is missing from the torch >= 2.7 we support.
+            warnings.filterwarnings("ignore", message="Slicing a flattened dim")
+            return self.mesh["dp_replicate", "dp_shard_cp"]
 
     @property
     def cp_group(self) -> dist.ProcessGroup | None:
@@ -93,8 +98,7 @@ def setup(cfg: ParallelConfig, device: str | None = None) -> DistEnv:
         mesh_dim_names=("dp_replicate", "dp_shard", "cp"),
     )
     mesh["dp_shard", "cp"]._flatten("dp_shard_cp")
-    mesh["dp_replicate", "dp_shard"]._flatten("dp")
-    dp = mesh["dp"]
+    dp = mesh["dp_replicate", "dp_shard"]._flatten("dp")
     return DistEnv(rank, world, dev, mesh, dp.get_local_rank(), dp.size(), cfg.cp)
 
 

@@ -35,6 +35,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from mugv_data import LatentLoader, LoaderConfig
+from mugv_data.loader.loader import resolve_shards
 from mugv_dit import MUGDiT
 from mugv_train import checkpoint as ckpt
 from mugv_train.config import TrainConfig, dump_config
@@ -77,6 +78,8 @@ def load_initial_weights(path: str) -> dict[str, torch.Tensor]:
 class Trainer(EngineRun):
     def __init__(self, cfg: TrainConfig, env: DistEnv) -> None:
         super().__init__(cfg, env, cfg.total_steps)
+        for stage in cfg.stages:  # a wrong data path fails now, not after building the model
+            resolve_shards(stage.shards or cfg.data.shards)
         self.dit_cfg = cfg.model.dit_config()
         self.model = self._build_model()
         cuda = env.device.type == "cuda"
