@@ -17,9 +17,8 @@ else:  # Python 3.10: the same parser, packaged as tomli
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ROOT / "packages"
-SERVICES = (
-    ROOT / "services"
-)  # applications on top of the packages (mugv-serve); none depends on one
+# Applications on top of the packages (mugv-serve); no package depends on one.
+SERVICES = ROOT / "services"
 _LOCAL = re.compile(r"^mugv-(\w+)")
 
 
