@@ -13,13 +13,14 @@ import torch
 from tqdm.auto import tqdm
 
 from demo.config import DemoConfig
-from demo.data import first_frame
+from demo.data import TEXT_LENGTH, first_frame
 from demo.tracker import track
 from demo.train import clips, pair_names
 from demo.world import COLOURS, DIRECTIONS, ClipSpec
 from mugv_dit import MUGDiT
 from mugv_dit.flow import FlowSchedule
 from mugv_infer import VideoPipeline, resolve_size
+from mugv_vae import MUGVAE
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,9 @@ def generate(
         t5=release["t5"],
         dtype=torch.float32,
         text_dtype=torch.float32,
-        text_length=64,
+        text_length=TEXT_LENGTH,
     )
+    pipe.schedule = FlowSchedule(shift_scale=cfg.flow_shift)
     w = cfg.world
     size = resolve_size(height=w.side, width=w.side, frames=w.long_frames)
     jobs = [(mode, s) for mode, group in specs.items() for s in group]
@@ -95,9 +97,24 @@ def generate(
         name = f"{mode}-{spec.name}"
         gen.save(out / f"{name}.mp4")
         pixels = ((gen.video.permute(1, 2, 3, 0) + 1) * 127.5).clamp(0, 255).numpy()
-        t = track(pixels.astype(np.uint8))
+        # TI2V's frame 0 is the reference image pasted back crisp: the tracker reads what the
+        # model generated, frames 1.. (a crisp frame would also set its contrast threshold)
+        t = track(pixels[int(mode == "ti2v") :].astype(np.uint8))
         samples.append(Sample(name, mode, spec, t.colour, t.direction, t.travel, keep.kept[-1]))
     return samples
+
+
+@torch.no_grad()
+def track_decoded(vae: Path, latents: torch.Tensor, frames: int) -> list[tuple[str | None, ...]]:
+    """Decode latents [N, 24, T, h, w] with the VAE release and read each clip back with the
+    pixel tracker: the judge's own accuracy on real clips after the VAE. -> (colour, direction)."""
+    model = MUGVAE.from_pretrained(vae).eval()
+    reads = []
+    for z in latents:
+        pixels = (model.decode(z[None], frames)[0].permute(1, 2, 3, 0) + 1) * 127.5
+        t = track(pixels.clamp(0, 255).numpy().astype(np.uint8))
+        reads.append((t.colour, t.direction))
+    return reads
 
 
 def chance() -> dict[str, float]:

@@ -62,20 +62,28 @@ def _scores(reads: list[tuple[str | None, str | None]], truth: list[ClipSpec]) -
 
 
 def _labelled(folder: Path, specs: list[ClipSpec]) -> tuple[torch.Tensor, list[ClipSpec]]:
-    """Latents 1.. [N, 24, T - 1, h, w] of the world clips in `folder` that curation kept whole."""
+    """Latents [N, 24, T, h, w] of the world clips in `folder` that curation kept whole."""
     by_name = {s.name: s for s in specs}
     found = [(by_name[n], c) for n, c in stages.clips(folder).items() if n in by_name]
     whole = [(s, c) for s, c in found if c.num_frames == s.frames]
-    return torch.stack([c.latent[:, 1:] for _, c in whole]), [s for s, _ in whole]
+    return torch.stack([c.latent for _, c in whole]), [s for s, _ in whole]
 
 
-def judge(work: Path, specs: dict[str, list[ClipSpec]], samples: list[evaluate.Sample]) -> dict:
-    """Pixel tracker and latent probe readings, each scored; the probe is trained on the training
-    clips' latents and first scored on the encoded held-out clips (real, unseen combinations)."""
+def judge(
+    work: Path, vae: Path, specs: dict[str, list[ClipSpec]], samples: list[evaluate.Sample]
+) -> dict:
+    """Pixel tracker and latent probe readings, each scored. Both judges are first scored on the
+    encoded held-out clips (real clips of unseen combinations): the tracker on their VAE
+    round trip, the probe (trained on the training clips' latents 1..) on their latents 1.."""
     x, train_specs = _labelled(work / "latents" / "long", specs["long"])
-    p = probe.fit(x, [s.colour for s in train_specs], [s.direction for s in train_specs])
+    p = probe.fit(x[:, :, 1:], [s.colour for s in train_specs], [s.direction for s in train_specs])
     hx, held_specs = _labelled(work / "latents" / "extra", specs["heldout"])
-    tracking = {"real held-out clips, probe": _scores(probe.read(p, hx), held_specs)}
+    tracking = {
+        "real held-out clips, probe": _scores(probe.read(p, hx[:, :, 1:]), held_specs),
+        "real held-out clips through the VAE, pixel tracker": _scores(
+            evaluate.track_decoded(vae, hx, held_specs[0].frames), held_specs
+        ),
+    }
     gen = probe.read(p, torch.stack([s.latent for s in samples]))
     for s, r in zip(samples, gen, strict=True):
         s.probe = r
@@ -144,7 +152,7 @@ def run(cfg: DemoConfig, out: Path) -> tuple[dict, list[dict]]:
     dpo_rows = [r for r in read_metrics(work / "runs" / "dpo") if "pref_acc" in r]
     tail = dpo_rows[-max(1, int(len(dpo_rows) * report.WINDOW)) :]
     numbers = {
-        "tracking": judge(work, specs, samples),
+        "tracking": judge(work, vae, specs, samples),
         "vae_psnr": psnr,
         "losses": losses,
         "preference": {

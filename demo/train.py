@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from demo.config import DemoConfig, StageSteps
-from demo.data import T5_ID, VAE_ID
+from demo.data import NEGATIVE_TEXT, T5_ID, VAE_ID
 from mugv_align import align, build_pairs
 from mugv_align.config import align_config_from_dict
 from mugv_data import LatentSample, iter_latent_shard
@@ -54,7 +54,7 @@ def train_tiny_vae(cfg: DemoConfig, raw: Path, run_dir: Path) -> tuple[Path, flo
     return run_dir / "release", psnr[-1]
 
 
-def _common(cfg: DemoConfig, run_dir: Path, shards: str, null_text: Path) -> dict:
+def _common(cfg: DemoConfig, run_dir: Path, shards: str, latents: Path) -> dict:
     """Sections shared by the pretraining and alignment runs (tiny DiT, fp32, CPU)."""
     total = cfg.stage1.steps + cfg.stage2.steps
     return {
@@ -66,9 +66,13 @@ def _common(cfg: DemoConfig, run_dir: Path, shards: str, null_text: Path) -> dic
             "num_workers": 0,
             "vae_id": VAE_ID,
             "text_encoder_id": T5_ID,
-            "text_buckets": [32, 64],
+            "text_buckets": [8, 64],
         },
-        "objective": {"caption_dropout": 0.1, "null_text": str(null_text)},
+        "objective": {
+            "caption_dropout": 0.1,
+            "null_text": str(latents / NEGATIVE_TEXT),
+            "flow": {"shift_scale": cfg.flow_shift},
+        },
         "optim": {
             "lr": cfg.stage1.lr,
             "warmup_steps": 20,
@@ -91,9 +95,7 @@ def _export(run_dir: Path, out: Path) -> Path:
 
 def pretrain(cfg: DemoConfig, latents: Path, run_dir: Path, out: Path) -> Path:
     """Stage 1: images + short clips; stage 2: long clips. -> release folder."""
-    tree = _common(
-        cfg, run_dir, str(latents / "short"), latents / "short" / "null_text.safetensors"
-    )
+    tree = _common(cfg, run_dir, str(latents / "short"), latents)
     tree["stages"] = [
         {
             "name": "images+short",
@@ -125,7 +127,7 @@ def _align(
     run_dir: Path,
     out: Path,
 ) -> Path:
-    tree = _common(cfg, run_dir, str(shards), latents / "long" / "null_text.safetensors")
+    tree = _common(cfg, run_dir, str(shards), latents)
     tree["model"]["init_from"] = str(init)
     tree["optim"] |= {"lr": stage.lr, "warmup_steps": 0}
     tree["checkpoint"]["every"] = stage.steps

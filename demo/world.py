@@ -1,8 +1,8 @@
 """The demo's world: coloured shapes moving in named directions, deterministic from a seed.
 
-Every clip shows one shape (square or disc) of one colour on a dark grey background, moving one
-pixel per frame in one of four directions; its caption names exactly that ("a red square moving
-left"). Colour/direction combinations are split into training and held-out sets with a Latin
+Every clip shows one shape (square or disc) of one colour on a dark grey background, moving half
+a pixel per frame in one of four directions along a path near the frame's centre line; its caption
+names exactly that ("a red square moving left"). Colour/direction combinations are split into training and held-out sets with a Latin
 square, so every colour and every direction is seen in training, but held-out pairs never are.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from demo.config import WorldConfig
 from mugv_data.io.video import encode_mp4
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -62,18 +63,24 @@ class ClipSpec:
         return (self.colour, self.direction) in HELD_OUT
 
 
-def render(spec: ClipSpec, side: int, speed: float) -> np.ndarray:
-    """-> uint8 frames [T, side, side, 3], the shape moving `speed` pixels per frame and inside
-    the frame for the whole clip."""
+def render(spec: ClipSpec, world: WorldConfig) -> np.ndarray:
+    """-> uint8 frames [T, side, side, 3], the shape moving `world.speed` pixels per frame and
+    inside the frame for the whole clip, its path at most `world.spread` pixels off the centre."""
+    side, speed, spread = world.side, world.speed, world.spread
     rng = np.random.default_rng(spec.seed)
     dx, dy = DIRECTIONS[spec.direction]
     travel, half = speed * (spec.frames - 1), spec.size / 2
     if travel > side - spec.size - 2:
         raise ValueError(f"{spec.name}: {travel:.0f} px of travel do not fit a {side} px frame")
     lo, hi = half + 1, side - half - 1
-    # Start so that the whole path fits; along the motion axis this leaves little freedom.
-    x0 = rng.uniform(lo + max(0, -dx) * travel, hi - max(0, dx) * travel)
-    y0 = rng.uniform(lo + max(0, -dy) * travel, hi - max(0, dy) * travel)
+    # Start so that the whole path fits (along the motion axis this leaves little freedom);
+    # across it the path keeps near the centre line.
+    x0, y0 = (
+        rng.uniform(lo + max(0, -d) * travel, hi - max(0, d) * travel)
+        if d
+        else rng.uniform(max(lo, side / 2 - spread), min(hi, side / 2 + spread))
+        for d in (dx, dy)
+    )
     yy, xx = np.mgrid[0:side, 0:side] + 0.5
     video = np.empty((spec.frames, side, side, 3), np.uint8)
     video[:] = BACKGROUND
@@ -98,7 +105,7 @@ def clip_specs(sizes: tuple[int, ...], lengths: tuple[int, ...], seeds: int) -> 
 
 
 def write_world(
-    specs: list[ClipSpec], side: int, speed: float, fps: float, out: Path, real_videos: list[Path]
+    specs: list[ClipSpec], world: WorldConfig, out: Path, real_videos: list[Path]
 ) -> Path:
     """Write the training inputs of the world as mp4s plus `inputs.jsonl` (path, caption, meta)
     for mugv-data, and return the list. Held-out clips are not inputs; a few deliberately bad
@@ -109,13 +116,13 @@ def write_world(
         if spec.held_out:
             continue
         path = out / f"{spec.name}.mp4"
-        encode_mp4(render(spec, side, speed), fps=fps, path=str(path))
+        encode_mp4(render(spec, world), fps=world.fps, path=str(path))
         rows.append({"path": path.name, "caption": spec.caption, "meta": {"kind": "shape"}})
     # Deliberate rejects: no motion, an exact copy of the first clip, not a video at all.
-    static = render(
-        ClipSpec("red", "left", "square", max(s.size for s in specs), 1, 7), side, speed
+    static = render(ClipSpec("red", "left", "square", max(s.size for s in specs), 1, 7), world)
+    encode_mp4(
+        np.repeat(static, specs[0].frames, axis=0), fps=world.fps, path=str(out / "static.mp4")
     )
-    encode_mp4(np.repeat(static, specs[0].frames, axis=0), fps=fps, path=str(out / "static.mp4"))
     shutil.copy(out / rows[0]["path"], out / "duplicate.mp4")
     (out / "notes.txt").write_text("not a video\n")
     rows += [

@@ -8,7 +8,8 @@ from math import comb
 
 import pytest
 
-from demo.config import PRESETS
+from demo.config import PRESETS, WorldConfig
+from demo.data import make_t5
 from demo.run import prompts, run
 from demo.stats import Score, lower_bound, tail
 from demo.tracker import track
@@ -17,12 +18,12 @@ from demo.world import COLOURS, DIRECTIONS, HELD_OUT, clip_specs, render
 
 def test_tracker_reads_every_ground_truth_clip():
     specs = clip_specs((8, 12), (17, 33), seeds=1)
-    reads = [track(render(s, 32, 0.5)) for s in specs]
+    reads = [track(render(s, WorldConfig())) for s in specs]
     assert [(t.colour, t.direction) for t in reads] == [(s.colour, s.direction) for s in specs]
 
 
 def test_tracker_sees_nothing_in_a_blank_clip():
-    blank = render(clip_specs((8,), (17,), 1)[0], 32, 0.5) * 0 + 40
+    blank = render(clip_specs((8,), (17,), 1)[0], WorldConfig()) * 0 + 40
     assert track(blank).colour is None and track(blank).direction is None
 
 
@@ -30,6 +31,16 @@ def test_held_out_pairs_form_a_latin_square():
     assert len(HELD_OUT) == len(COLOURS) == len(DIRECTIONS)
     assert {c for c, _ in HELD_OUT} == set(COLOURS)
     assert {d for _, d in HELD_OUT} == set(DIRECTIONS)
+
+
+def test_text_encoder_gives_each_world_word_its_own_token(tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(make_t5(tmp_path / "t5"))
+    ids = tok(["a Red square moving left", "a red disc moving up", "a red blob"]).input_ids
+    assert ids[0][0] == ids[1][0] and ids[0][1] == ids[1][1]  # "a", "red" (lower-cased)
+    assert len({ids[0][2], ids[1][2], ids[0][4], ids[1][4]}) == 4  # shapes and directions differ
+    assert ids[2][2] == tok.unk_token_id and ids[0][-1] == tok.eos_token_id
 
 
 def test_binomial_tail_and_bound():
