@@ -78,9 +78,14 @@ PRESETS: dict[str, DemoConfig] = {
         stage2=StageSteps(steps=800, lr=1e-3),
         seen_seeds=2,
         thresholds=ThresholdConfig(
+            # measured 2026-11-22 (docs/demo.md): the probe reads real unseen clips' direction
+            # 24/31, and the generated seen combinations' direction 34/48 and colour 32/48
             accuracy={
-                "real held-out clips through the VAE, pixel tracker direction": 0.9,
-                "T2V seen combinations, pixel tracker direction": 0.5,
+                "real held-out clips, probe direction": 0.6,
+                "real seen combinations, unseen seeds, probe colour": 0.6,
+                "real seen combinations, unseen seeds, probe direction": 0.6,
+                "T2V seen combinations, probe direction": 0.5,
+                "T2V seen combinations, probe colour": 0.45,
             },
             vae_psnr=19.0,
             loss_drop=0.9,
@@ -106,7 +111,7 @@ PRESETS: dict[str, DemoConfig] = {
             accuracy={},
             max_p_value=0.05,
             vae_psnr=16.0,
-            loss_drop=0.95,
+            loss_drop=0.97,  # measured 0.87-0.94 (two runs)
             # 10 DPO steps are too few for a trend (measured ratios 0.50 and 1.20, policy pair
             # accuracy 0.47): these two only catch a run that blows up
             dpo_loss_ratio=2.0,

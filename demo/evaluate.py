@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +17,10 @@ from demo.data import TEXT_LENGTH, first_frame
 from demo.tracker import track
 from demo.train import clips, pair_names
 from demo.world import COLOURS, DIRECTIONS, ClipSpec
-from mugv_dit import MUGDiT
+from mugv_dit import MUGDiT, T5TextEncoder
 from mugv_dit.flow import FlowSchedule
 from mugv_infer import VideoPipeline, resolve_size
+from mugv_infer.pipeline import CONDITIONING_FPS
 from mugv_vae import MUGVAE
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,49 @@ def track_decoded(vae: Path, latents: torch.Tensor, frames: int) -> list[tuple[s
         pixels = (model.decode(z[None], frames)[0].permute(1, 2, 3, 0) + 1) * 127.5
         t = track(pixels.clamp(0, 255).numpy().astype(np.uint8))
         reads.append((t.colour, t.direction))
+    return reads
+
+
+@torch.no_grad()
+def caption_choice(
+    dit: Path,
+    t5: Path,
+    latents: torch.Tensor,
+    specs: list[ClipSpec],
+    flow: FlowSchedule,
+    draws: int = 6,
+) -> list[tuple[str, str]]:
+    """The DiT as a classifier of real clips: for latents [N, 24, T, h, w], the colour whose
+    caption (shape and direction kept) gives the lowest mean flow error over `draws` shared
+    (t, noise) draws, and likewise the direction (colour and shape kept). -> (colour, direction).
+
+    This reads what the model learned from text in latent space, without the VAE decoder."""
+    model = MUGDiT.from_pretrained(dit).eval()
+    encoder = T5TextEncoder(str(t5), max_length=TEXT_LENGTH, dtype=torch.float32)
+    colours, directions = list(COLOURS), list(DIRECTIONS)
+    reads = []
+    for i, (z, spec) in enumerate(zip(latents, specs, strict=True)):
+        captions = [replace(spec, colour=c).caption for c in colours]
+        captions += [replace(spec, direction=d).caption for d in directions]
+        text, mask = encoder.encode(captions)
+        n = len(captions)
+        g = torch.Generator().manual_seed(i)
+        ratio = flow.shift_ratio(8 * z.shape[2], 8 * z.shape[3], z.shape[1])
+        errs = torch.zeros(n)
+        for _ in range(draws):
+            t = flow.sample_t(1, ratio, generator=g).expand(n)
+            noise = torch.randn(z.shape, generator=g)
+            x = z[None].expand(n, -1, -1, -1, -1)
+            pred = model(
+                flow.add_noise(x, noise.expand_as(x), t),
+                flow.model_timestep(t),
+                text,
+                mask,
+                torch.full((n,), CONDITIONING_FPS),
+            )
+            errs += flow.per_sample_loss(pred, flow.target(x, noise.expand_as(x)))
+        k = len(colours)
+        reads.append((colours[int(errs[:k].argmin())], directions[int(errs[k:].argmin())]))
     return reads
 
 

@@ -73,7 +73,7 @@ def write(out: Path, numbers: dict, rows: list[dict]) -> Path:
         "",
     ]
     lines += [
-        "## Held-out prompts, read back by the tracker",
+        "## Colour and direction read back: real unseen clips, then generated ones",
         "",
         "| set | what | correct / total | accuracy | chance | P(>= by chance) | 99% lower bound |",
         "|---|---|---|---|---|---|---|",

@@ -22,6 +22,7 @@ from demo import train as stages
 from demo.config import DemoConfig
 from demo.stats import Score
 from demo.world import COLOURS, DIRECTIONS, HELD_OUT, SHAPES, ClipSpec
+from mugv_dit.flow import FlowSchedule
 from mugv_train.metrics import read_metrics
 from mugv_train.plot import plot_run
 
@@ -70,18 +71,36 @@ def _labelled(folder: Path, specs: list[ClipSpec]) -> tuple[torch.Tensor, list[C
 
 
 def judge(
-    work: Path, vae: Path, specs: dict[str, list[ClipSpec]], samples: list[evaluate.Sample]
+    cfg: DemoConfig,
+    work: Path,
+    release: dict[str, Path],
+    specs: dict[str, list[ClipSpec]],
+    samples: list[evaluate.Sample],
 ) -> dict:
-    """Pixel tracker and latent probe readings, each scored. Both judges are first scored on the
-    encoded held-out clips (real clips of unseen combinations): the tracker on their VAE
-    round trip, the probe (trained on the training clips' latents 1..) on their latents 1.."""
+    """Every reading, scored. Real clips first: held-out combinations and training combinations
+    at unseen placements, read by the DiT's caption choice (latent space, no decoder) and by the
+    probe (trained on the training clips' latents 1..) on their latents 1..; the held-out ones
+    also by the pixel tracker on their VAE round trip. Then the generated clips."""
     x, train_specs = _labelled(work / "latents" / "long", specs["long"])
     p = probe.fit(x[:, :, 1:], [s.colour for s in train_specs], [s.direction for s in train_specs])
     hx, held_specs = _labelled(work / "latents" / "extra", specs["heldout"])
+    fx, fresh_specs = _labelled(work / "latents" / "extra", specs["fresh"])
+    flow = FlowSchedule(shift_scale=cfg.flow_shift)
     tracking = {
+        "real held-out clips, caption choice": _scores(
+            evaluate.caption_choice(release["dit"], release["t5"], hx, held_specs, flow),
+            held_specs,
+        ),
+        "real seen combinations, unseen seeds, caption choice": _scores(
+            evaluate.caption_choice(release["dit"], release["t5"], fx, fresh_specs, flow),
+            fresh_specs,
+        ),
         "real held-out clips, probe": _scores(probe.read(p, hx[:, :, 1:]), held_specs),
+        "real seen combinations, unseen seeds, probe": _scores(
+            probe.read(p, fx[:, :, 1:]), fresh_specs
+        ),
         "real held-out clips through the VAE, pixel tracker": _scores(
-            evaluate.track_decoded(vae, hx, held_specs[0].frames), held_specs
+            evaluate.track_decoded(release["vae"], hx, held_specs[0].frames), held_specs
         ),
     }
     gen = probe.read(p, torch.stack([s.latent for s in samples]))
@@ -152,7 +171,7 @@ def run(cfg: DemoConfig, out: Path) -> tuple[dict, list[dict]]:
     dpo_rows = [r for r in read_metrics(work / "runs" / "dpo") if "pref_acc" in r]
     tail = dpo_rows[-max(1, int(len(dpo_rows) * report.WINDOW)) :]
     numbers = {
-        "tracking": judge(work, vae, specs, samples),
+        "tracking": judge(cfg, work, release, specs, samples),
         "vae_psnr": psnr,
         "losses": losses,
         "preference": {
