@@ -24,6 +24,7 @@ from mugv_infer.pipeline import CONDITIONING_FPS
 from mugv_vae import MUGVAE
 
 log = logging.getLogger(__name__)
+PIXELS_PER_LATENT = 8  # the VAE's spatial compression (the flow shift is defined in pixels)
 
 
 @dataclass
@@ -142,7 +143,8 @@ def caption_choice(
         text, mask = encoder.encode(captions)
         n = len(captions)
         g = torch.Generator().manual_seed(i)
-        ratio = flow.shift_ratio(8 * z.shape[2], 8 * z.shape[3], z.shape[1])
+        height, width = (PIXELS_PER_LATENT * side for side in z.shape[2:])
+        ratio = flow.shift_ratio(height, width, z.shape[1])
         errs = torch.zeros(n)
         for _ in range(draws):
             t = flow.sample_t(1, ratio, generator=g).expand(n)
