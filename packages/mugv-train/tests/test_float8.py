@@ -7,6 +7,7 @@ import torch
 from torchao.float8.float8_linear import Float8Linear
 
 from mugv_dit import DiTConfig, MUGDiT
+from mugv_train.config import ConfigError
 from mugv_train.parallelize import _float8_eligible, apply_float8
 
 
@@ -28,5 +29,5 @@ def test_float8_replaces_the_blocks_linears_and_keeps_the_weights(monkeypatch):
 
 def test_float8_needs_an_fp8_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(RuntimeError, match=r"parallel\.float8=false"):
+    with pytest.raises(ConfigError, match=r"parallel\.float8=false"):
         apply_float8(MUGDiT(DiTConfig.preset("debug", text_dim=32)))

@@ -23,7 +23,7 @@ from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint_contexts
 
 from mugv_dit.context_parallel import apply_context_parallel
-from mugv_train.config import ParallelConfig
+from mugv_train.config import ConfigError, ParallelConfig
 from mugv_train.dist import DistEnv
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -87,14 +87,14 @@ def apply_float8(model: nn.Module) -> None:
     e5m2 gradients, dynamic tensor-wise scales); weights stay in their dtype, so checkpoints,
     EMA and export are unchanged. Needs a GPU with fp8 tensor cores (compute capability 8.9+)."""
     if not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9):
-        raise RuntimeError(
+        raise ConfigError(
             "parallel.float8 needs a CUDA GPU with fp8 tensor cores (compute capability 8.9+, "
             "e.g. L40S, H100, H200); set parallel.float8=false"
         )
     try:
         from torchao.float8 import Float8LinearConfig, convert_to_float8_training
     except ImportError as err:
-        raise RuntimeError("parallel.float8 needs torchao: pip install 'mugv-train[fp8]'") from err
+        raise ConfigError("parallel.float8 needs torchao: pip install 'mugv-train[fp8]'") from err
     # The weight gradient contracts over tokens (e.g. 12,882 at 360p 5 s), which fp8 GEMMs need
     # in multiples of 16: torchao pads that inner dimension.
     config = Float8LinearConfig(pad_inner_dim=True)
