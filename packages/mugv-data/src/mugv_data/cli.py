@@ -21,6 +21,9 @@ from typing import Any, NoReturn
 
 from mugv_data.config import PRESETS, CurateConfig, build_config
 
+# HelpFormatter and Parser mirror mugv_vae.cli_common on purpose: mugv-data sits at the bottom of
+# the package graph and may import no other mugv package (tools/check_layers.py).
+
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Keeps the description's example lines as written and shows every option's default
