@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Attention kernels at MUG-DiT's head_dim 72, forward + backward, one GPU: speed and correctness.
 
-    python3 benchmarks/attention_kernels.py --out attention.json
+    PYTHONPATH=packages/mugv-dit/src python3 benchmarks/attention_kernels.py --out attention.json
 
 For each shape, (a) 24 heads x 12,882 tokens (2B width, 360p 5 s) and (b) 48 heads x 50,402
 tokens (10B width, 720p 5 s), times forward+backward of every kernel on bf16 [1, H, N, 72]
 inputs: SDPA's cuDNN, flash and memory-efficient backends, FlexAttention (compiled, no mask) and
-FlashAttention-4 where installed. TFLOP/s counts 4*N^2*D*H forward and twice that backward (the
-convention of mugv_dit.flops and the rest of docs/performance.md). Each
-kernel's out/dq/dk/dv are compared with an fp32 reference at 2,048 tokens (relative L2 error); a
-kernel with an error above 2x cuDNN's (floor 1e-2) is marked wrong.
+FlashAttention-4 where installed, both as it is and through `mugv_dit.attention` (heads
+zero-padded to 96, its training path). TFLOP/s counts 4*N^2*D*H forward and twice that backward
+(the convention of mugv_dit.flops and the rest of docs/performance.md). Each kernel's
+out/dq/dk/dv are compared with an fp32 reference at 2,048 tokens (relative L2 error); a kernel
+with an error above 2x cuDNN's (floor 1e-2) is marked wrong.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.attention.flex_attention import flex_attention
+
+from mugv_dit.attention import attention
 
 log = logging.getLogger("attention_kernels")
 SHAPES = {"a": (24, 12_882), "b": (48, 50_402)}
@@ -56,7 +59,11 @@ def kernels() -> dict[str, Kernel]:
         out = flash_attn_func(*(t.transpose(1, 2) for t in (q, k, v)))
         return (out[0] if isinstance(out, tuple) else out).transpose(1, 2)
 
+    def mugv(q, k, v):  # mugv_dit.attention: FA4 on heads zero-padded to 96 when training
+        return attention(*(t.transpose(1, 2) for t in (q, k, v))).transpose(1, 2)
+
     found["fa4"] = fa4
+    found["fa4_padded"] = mugv
     return found
 
 

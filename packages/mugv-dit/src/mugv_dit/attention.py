@@ -7,10 +7,10 @@ without a copy). The kernel is chosen once per process:
 2. FlashAttention-3 (`flash_attn_interface`) on Hopper, where installed.
 3. torch SDPA otherwise, backend priority cuDNN -> flash -> memory-efficient -> math.
 
-The fast kernels serve inference only (inputs that need no gradient): flash-attn-4 4.0.0b36's
-backward at head_dim 72 returned a wrong dq on H100 (relative error 1.3 against fp32, cuDNN
-0.005; docs/performance.md), so anything that back-propagates takes SDPA. They also take only
-CUDA bf16/fp16 inputs; CPU and fp32 always take SDPA.
+FlashAttention-4 also trains: its backward, checked against SDPA on a GPU, runs on q, k, v
+zero-padded to a head_dim that is a multiple of 32 (below). FlashAttention-3 serves inference
+only (inputs that need no gradient): its backward has not been checked here. The fast kernels
+take only CUDA bf16/fp16 inputs; CPU and fp32 always take SDPA.
 `MUGV_ATTENTION=sdpa` forces SDPA. FlashAttention's kernels are opaque to `torch.compile`, so
 a compiled block runs them between two graphs.
 """
@@ -36,6 +36,13 @@ SDPA_PRIORITY = [
 
 # module, name, the compute capabilities (major) it has a forward and backward for
 _FAST_KERNELS = (("flash_attn.cute", "fa4", (9, 10)), ("flash_attn_interface", "fa3", (9,)))
+_TRAINS = frozenset({"fa4"})  # kernels whose backward was checked against SDPA on a GPU
+
+# flash-attn-4 4.0.0b36's SM90 backward tiles head_dim in steps of 16 but sizes and reads dq's
+# fp32 accumulator in steps of 32, so at head_dim 72 (80 vs 96) dq came back wrong (relative
+# error 1.3; Dao-AILab/flash-attention#2896). Zero columns in q, k, v change no score and no
+# output column, so padding to a multiple of 32 makes the two agree, as that fix does in-kernel.
+_GRAD_HEAD_DIM_MULTIPLE = 32
 
 
 class FastKernel(NamedTuple):
@@ -66,15 +73,21 @@ def _fast_kernel_name() -> str:
     return kernel.name if kernel else ""
 
 
-def _use_fast(q: torch.Tensor, kernel_name: str) -> bool:
+def _use_fast(kernel_name: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
     half = q.dtype in (torch.bfloat16, torch.float16)
-    return bool(kernel_name) and q.is_cuda and half and not q.requires_grad
+    backward = q.requires_grad or k.requires_grad or v.requires_grad
+    return bool(kernel_name) and q.is_cuda and half and (kernel_name in _TRAINS or not backward)
 
 
 @torch.compiler.disable
 def _fast_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    out = fast_kernel().fn(q, k, v)
-    return out[0] if isinstance(out, tuple) else out  # some versions also return the LSE
+    head_dim = q.shape[-1]
+    pad = -head_dim % _GRAD_HEAD_DIM_MULTIPLE if q.requires_grad else 0  # only dq is wrong
+    if pad:
+        q, k, v = (F.pad(t, (0, pad)) for t in (q, k, v))
+    out = fast_kernel().fn(q, k, v, softmax_scale=head_dim**-0.5)
+    out = out[0] if isinstance(out, tuple) else out  # some versions also return the LSE
+    return out[..., :head_dim] if pad else out
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -82,7 +95,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
 
     q: [B, Nq, H, D]; k, v: [B, Nk, H, D] -> [B, Nq, H, D].
     """
-    if _use_fast(q, _fast_kernel_name()):
+    if _use_fast(_fast_kernel_name(), q, k, v):
         return _fast_attention(q, k, v)
     with sdpa_kernel(SDPA_PRIORITY, set_priority=True):
         out = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v)))
