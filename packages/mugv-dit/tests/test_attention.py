@@ -30,14 +30,8 @@ def test_fast_kernel_is_optional_and_can_be_forced_off(monkeypatch):
 
 
 def test_fast_kernel_follows_the_gpu_generation(monkeypatch):
-    found = []
-
-    def fake_import(module):
-        found.append(module)
-        return SimpleNamespace(flash_attn_func=lambda q, k, v: q)
-
     monkeypatch.delenv("MUGV_ATTENTION", raising=False)
-    monkeypatch.setattr(attn.importlib, "import_module", fake_import)
+    monkeypatch.setattr(attn, "_load_fa4", lambda: attn.FastKernel("fa4", None, None))
     monkeypatch.setattr(attn.torch.cuda, "is_available", lambda: True)
     for capability, expected in (((9, 0), "fa4"), ((10, 0), "fa4"), ((8, 0), None)):
         monkeypatch.setattr(attn.torch.cuda, "get_device_capability", lambda c=capability: c)
@@ -47,86 +41,107 @@ def test_fast_kernel_follows_the_gpu_generation(monkeypatch):
     attn.fast_kernel.cache_clear()
 
 
+def test_fast_kernel_is_none_without_flash_attn_4(monkeypatch):
+    monkeypatch.delenv("MUGV_ATTENTION", raising=False)
+    monkeypatch.setattr(attn.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(attn.torch.cuda, "get_device_capability", lambda: (9, 0))
+    monkeypatch.setitem(__import__("sys").modules, "flash_attn.cute.interface", None)
+    attn.fast_kernel.cache_clear()
+    assert attn.fast_kernel() is None
+    attn.fast_kernel.cache_clear()
+
+
 @pytest.mark.parametrize(
-    ("is_cuda", "dtype", "kernel_name", "grad", "expected"),
+    ("is_cuda", "dtype", "kernel_name", "expected"),
     [
-        (True, torch.bfloat16, "fa4", False, True),
-        (True, torch.bfloat16, "fa4", True, True),  # FA4 trains (on padded heads)
-        (True, torch.float16, "fa3", False, True),
-        (True, torch.float16, "fa3", True, False),  # FA3's backward is unchecked: SDPA trains
-        (True, torch.float32, "fa4", False, False),  # FlashAttention has no fp32 kernel
-        (False, torch.bfloat16, "fa4", False, False),
-        (True, torch.bfloat16, "", False, False),  # none installed
+        (True, torch.bfloat16, "fa4", True),
+        (True, torch.float16, "fa4", True),
+        (True, torch.float32, "fa4", False),  # FlashAttention has no fp32 kernel
+        (False, torch.bfloat16, "fa4", False),
+        (True, torch.bfloat16, "", False),  # none installed
     ],
 )
-def test_fast_kernel_choice(is_cuda, dtype, kernel_name, grad, expected):
-    q = SimpleNamespace(is_cuda=is_cuda, dtype=dtype, requires_grad=False)  # a fake CUDA tensor
-    k = SimpleNamespace(requires_grad=grad)  # any input that needs a gradient means training
-    assert attn._use_fast(kernel_name, q, k, k) is expected
+def test_fast_kernel_choice(is_cuda, dtype, kernel_name, expected):
+    q = SimpleNamespace(is_cuda=is_cuda, dtype=dtype)  # a fake CUDA tensor
+    assert attn._use_fast(kernel_name, q) is expected
 
 
 def _math_attention(q, k, v, softmax_scale):
-    """[B, N, H, D] softmax attention in fp32, back in the inputs' dtype."""
+    """[B, N, H, D] softmax attention in fp32 -> (out in the inputs' dtype, probabilities)."""
     scores = torch.einsum("bqhd,bkhd->bhqk", q.float(), k.float()) * softmax_scale
-    return torch.einsum("bhqk,bkhd->bqhd", scores.softmax(-1), v.float()).to(q.dtype)
+    probs = scores.softmax(-1)
+    return torch.einsum("bhqk,bkhd->bqhd", probs, v.float()).to(q.dtype), probs
+
+
+def _fake_fa4(seen: list) -> attn.FastKernel:
+    """FA4's two halves in plain fp32 math (the backward by hand: custom ops run below
+    autograd), recording the head sizes they are handed."""
+
+    def forward(q, k, v, softmax_scale):
+        seen.append((q.shape[-1], k.shape[-1], v.shape[-1]))
+        out, probs = _math_attention(q, k, v, softmax_scale)
+        return out, probs.new_zeros(probs.shape[:3])  # lse [B, H, N]: unused by this backward
+
+    def backward(q, k, v, out, dout, lse, softmax_scale):
+        dtype, (_, p) = q.dtype, _math_attention(q, k, v, softmax_scale)
+        q, k, v, out, dout = (t.float() for t in (q, k, v, out, dout))
+        dv = torch.einsum("bhqk,bqhd->bkhd", p, dout)
+        dp = torch.einsum("bqhd,bkhd->bhqk", dout, v)
+        ds = p * (dp - (dout * out).sum(-1).transpose(1, 2)[..., None])
+        dq = torch.einsum("bhqk,bkhd->bqhd", ds, k) * softmax_scale
+        dk = torch.einsum("bhqk,bqhd->bkhd", ds, q) * softmax_scale
+        return tuple(t.to(dtype) for t in (dq, dk, dv))
+
+    return attn.FastKernel("fa4", forward, backward)
 
 
 @pytest.fixture
-def fake_cuda(monkeypatch):
-    """CPU tensors that pass for CUDA ones, so the fast-kernel path runs on this machine."""
+def fake_fa4(monkeypatch):
+    """The FA4 path on this CPU: CPU tensors pass for CUDA ones, the kernels are fp32 math."""
+    seen = []
     monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    monkeypatch.setattr(attn, "fast_kernel", lambda: _fake_fa4(seen))
+    monkeypatch.setattr(attn, "_fast_kernel_name", lambda: "fa4")
+    return seen
 
 
-def test_fa4_trains_on_heads_padded_to_a_multiple_of_32(monkeypatch, fake_cuda):
+def test_fa4_trains_on_heads_padded_to_a_multiple_of_32(fake_fa4):
     """Training hands FA4 q, k, v zero-padded 72 -> 96 with the scale of 72 and crops the output;
     inference hands it the heads as they are. Values and gradients equal unpadded attention."""
-    seen = []
-
-    def fake_fa4(q, k, v, softmax_scale):
-        seen.append((q.shape[-1], k.shape[-1], v.shape[-1]))
-        return _math_attention(q, k, v, softmax_scale), None  # (out, lse) like FA4
-
-    monkeypatch.setattr(attn, "fast_kernel", lambda: attn.FastKernel("fa4", fake_fa4))
-    monkeypatch.setattr(attn, "_fast_kernel_name", lambda: "fa4")
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(1, 6, 2, 72, generator=g, dtype=torch.bfloat16) for _ in range(3))
     leaves = [t.clone().requires_grad_() for t in (q, k, v)]
     out = attn.attention(*leaves)
     out.float().square().sum().backward()
     refs = [t.clone().requires_grad_() for t in (q, k, v)]
-    ref = _math_attention(*refs, 72**-0.5)
+    ref = _math_attention(*refs, 72**-0.5)[0]
     ref.float().square().sum().backward()
-    assert seen == [(96, 96, 96)] and out.shape == (1, 6, 2, 72)
+    assert fake_fa4 == [(96, 96, 96)] and out.shape == (1, 6, 2, 72)
     torch.testing.assert_close(out, ref)
-    for got, want in zip(leaves, refs, strict=True):
-        torch.testing.assert_close(got.grad, want.grad)
+    for got, want in zip(leaves, refs, strict=True):  # dout is bf16 on one side only
+        assert float((got.grad - want.grad).float().norm() / want.grad.float().norm()) < 1e-2
     with torch.no_grad():
         torch.testing.assert_close(attn.attention(q, k, v), ref.detach())
-    assert seen[-1] == (72, 72, 72)
+    assert fake_fa4[-1] == (72, 72, 72)
 
 
-def test_fa3_training_takes_sdpa(monkeypatch, fake_cuda):
-    """Inputs that need a gradient never reach FA3 (backward unchecked); detached ones do."""
-    fake = attn.FastKernel("fa3", lambda q, k, v, softmax_scale: q * 2)
-    monkeypatch.setattr(attn, "fast_kernel", lambda: fake)
-    monkeypatch.setattr(attn, "_fast_kernel_name", lambda: "fa3")
-    q, k, v = (torch.randn(1, 4, 2, 8, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
-    with torch.nn.attention.sdpa_kernel(attn.SDPA_PRIORITY, set_priority=True):
-        ref = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v))).transpose(
-            1, 2
-        )
-    out = attn.attention(q, k, v)
-    assert torch.equal(out, ref)
+def test_fa4_ops_compile_in_one_graph(fake_fa4):
+    """The custom ops trace (fake kernels give the shapes): a compiled block has no graph break
+    at attention, forward or backward."""
+    torch._dynamo.reset()
+    fn = torch.compile(lambda q, k, v: attn.attention(q, k, v) * 2, fullgraph=True, backend="eager")
+    q, k, v = (torch.randn(1, 6, 2, 72, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+    out = fn(q, k, v)
     out.float().sum().backward()
-    assert q.grad is not None and k.grad is not None
-    assert torch.equal(attn.attention(q.detach(), k.detach(), v.detach()), 2 * q.detach())
+    assert out.shape == (1, 6, 2, 72) and q.grad.shape == q.shape
+    torch._dynamo.reset()
 
 
 def test_kernel_choice_is_a_constant_under_compile(monkeypatch):
     """torch.compile runs the lookup once and bakes it in: no import traced, no graph break."""
     lookups = []
     monkeypatch.setattr(
-        attn, "fast_kernel", lambda: lookups.append(1) or attn.FastKernel("fa4", lambda *a: a[0])
+        attn, "fast_kernel", lambda: lookups.append(1) or attn.FastKernel("fa4", None, None)
     )
     torch._dynamo.reset()
     fn = torch.compile(lambda x: x * len(attn._fast_kernel_name()), fullgraph=True, backend="eager")
@@ -178,7 +193,7 @@ def _inputs(d: int = 72):
 def test_fa4_inference_matches_sdpa():
     q, k, v, _ = _inputs()
     with torch.no_grad():
-        assert attn._use_fast(attn._fast_kernel_name(), *(t.bfloat16() for t in (q, k, v)))
+        assert attn._use_fast(attn._fast_kernel_name(), q.bfloat16())
         fast = attn.attention(*(t.bfloat16() for t in (q, k, v))).float()
         exact = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v))).transpose(
             1, 2
@@ -200,7 +215,9 @@ def test_fa4_unpadded_backward_matches_sdpa():
     at head_dim 72 this starts passing (strict xfail fails) and the padding can go."""
 
     def unpadded(q, k, v):
-        out = attn.fast_kernel().fn(q, k, v)
+        from flash_attn.cute import flash_attn_func
+
+        out = flash_attn_func(q, k, v)
         return out[0] if isinstance(out, tuple) else out
 
     for name, (err_fa4, err_cudnn) in _errors(unpadded, *_inputs()).items():

@@ -3,16 +3,13 @@
 Tensors are [B, N, H, D] (FlashAttention's native layout; SDPA takes transposed views of it
 without a copy). The kernel is chosen once per process:
 
-1. FlashAttention-4 (`flash_attn.cute`, the `mugv-dit[fa4]` extra) on Hopper/Blackwell GPUs.
-2. FlashAttention-3 (`flash_attn_interface`) on Hopper, where installed.
-3. torch SDPA otherwise, backend priority cuDNN -> flash -> memory-efficient -> math.
+1. FlashAttention-4 (`flash_attn.cute`, the `mugv-dit[fa4]` extra) on Hopper/Blackwell GPUs, for
+   CUDA bf16/fp16 inputs, training and inference.
+2. torch SDPA otherwise (CPU, fp32, no FA4), backend priority cuDNN -> flash -> efficient -> math.
 
-FlashAttention-4 also trains: its backward, checked against SDPA on a GPU, runs on q, k, v
-zero-padded to a head_dim that is a multiple of 32 (below). FlashAttention-3 serves inference
-only (inputs that need no gradient): its backward has not been checked here. The fast kernels
-take only CUDA bf16/fp16 inputs; CPU and fp32 always take SDPA.
-`MUGV_ATTENTION=sdpa` forces SDPA. FlashAttention's kernels are opaque to `torch.compile`, so
-a compiled block runs them between two graphs.
+`MUGV_ATTENTION=sdpa` forces SDPA. FA4 runs as two torch custom ops (`mugv::flash_attention`
+and its backward), so `torch.compile` traces a block in one graph and activation checkpointing
+can keep FA4's output as it keeps SDPA's.
 """
 
 from __future__ import annotations
@@ -33,10 +30,7 @@ SDPA_PRIORITY = [
     SDPBackend.EFFICIENT_ATTENTION,
     SDPBackend.MATH,
 ]
-
-# module, name, the compute capabilities (major) it has a forward and backward for
-_FAST_KERNELS = (("flash_attn.cute", "fa4", (9, 10)), ("flash_attn_interface", "fa3", (9,)))
-_TRAINS = frozenset({"fa4"})  # kernels whose backward was checked against SDPA on a GPU
+_FA4_MAJORS = (9, 10)  # compute capabilities FA4 has a forward and a backward for
 
 # flash-attn-4 4.0.0b36's SM90 backward tiles head_dim in steps of 16 but sizes and reads dq's
 # fp32 accumulator in steps of 32, so at head_dim 72 (80 vs 96) dq came back wrong (relative
@@ -47,24 +41,36 @@ _GRAD_HEAD_DIM_MULTIPLE = 32
 
 class FastKernel(NamedTuple):
     name: str
-    fn: Callable[..., torch.Tensor]  # (q, k, v) in [B, N, H, D] -> [B, N, H, D] (or (out, lse))
+    # (q, k, v, softmax_scale) -> (out, lse [B, H, N] fp32); all [B, N, H, D]
+    forward: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    # (q, k, v, out, dout, lse, softmax_scale) -> (dq, dk, dv)
+    backward: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def _load_fa4() -> FastKernel:
+    interface = importlib.import_module("flash_attn.cute.interface")
+
+    def forward(q, k, v, softmax_scale):
+        return interface.flash_attn_func(q, k, v, softmax_scale=softmax_scale, return_lse=True)
+
+    def backward(q, k, v, out, dout, lse, softmax_scale):
+        # the public flash_attn_func is an autograd.Function; the custom op needs its halves
+        return interface._flash_attn_bwd(q, k, v, out, dout, lse, softmax_scale)[:3]
+
+    return FastKernel("fa4", forward, backward)
 
 
 @functools.cache
 def fast_kernel() -> FastKernel | None:
-    """The FlashAttention kernel used on this machine's GPU, if one is installed and fits."""
+    """FlashAttention-4 where it is installed and fits this machine's GPU, else None."""
     if os.environ.get("MUGV_ATTENTION", "auto") == "sdpa" or not torch.cuda.is_available():
         return None
-    major = torch.cuda.get_device_capability()[0]
-    for module, name, majors in _FAST_KERNELS:
-        if major not in majors:
-            continue
-        try:
-            fn = importlib.import_module(module).flash_attn_func
-        except (ImportError, AttributeError):
-            continue
-        return FastKernel(name, fn)
-    return None
+    if torch.cuda.get_device_capability()[0] not in _FA4_MAJORS:
+        return None
+    try:
+        return _load_fa4()
+    except (ImportError, AttributeError):
+        return None
 
 
 @torch.compiler.assume_constant_result  # torch.compile bakes the choice in, tracing no import
@@ -73,20 +79,63 @@ def _fast_kernel_name() -> str:
     return kernel.name if kernel else ""
 
 
-def _use_fast(kernel_name: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
-    half = q.dtype in (torch.bfloat16, torch.float16)
-    backward = q.requires_grad or k.requires_grad or v.requires_grad
-    return bool(kernel_name) and q.is_cuda and half and (kernel_name in _TRAINS or not backward)
+def _use_fast(kernel_name: str, q: torch.Tensor) -> bool:
+    return bool(kernel_name) and q.is_cuda and q.dtype in (torch.bfloat16, torch.float16)
 
 
-@torch.compiler.disable
+@torch.library.custom_op("mugv::flash_attention", mutates_args=())
+def _flash(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, softmax_scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    out, lse = fast_kernel().forward(q, k, v, softmax_scale)
+    return out, lse
+
+
+@_flash.register_fake
+def _(q, k, v, softmax_scale):
+    b, n, h, _ = q.shape
+    return q.new_empty(b, n, h, v.shape[-1]), q.new_empty(b, h, n, dtype=torch.float32)
+
+
+@torch.library.custom_op("mugv::flash_attention_backward", mutates_args=())
+def _flash_backward(
+    dout: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    softmax_scale: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    dq, dk, dv = fast_kernel().backward(q, k, v, out, dout, lse, softmax_scale)
+    return dq, dk, dv
+
+
+@_flash_backward.register_fake
+def _(dout, q, k, v, out, lse, softmax_scale):
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+
+
+def _flash_setup_context(ctx, inputs, output) -> None:
+    q, k, v, ctx.softmax_scale = inputs
+    ctx.save_for_backward(q, k, v, *output)
+
+
+def _flash_autograd(ctx, dout, dlse):
+    q, k, v, out, lse = ctx.saved_tensors
+    dq, dk, dv = _flash_backward(dout.contiguous(), q, k, v, out, lse, ctx.softmax_scale)
+    return dq, dk, dv, None
+
+
+_flash.register_autograd(_flash_autograd, setup_context=_flash_setup_context)
+
+
 def _fast_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     head_dim = q.shape[-1]
     pad = -head_dim % _GRAD_HEAD_DIM_MULTIPLE if q.requires_grad else 0  # only dq is wrong
     if pad:
         q, k, v = (F.pad(t, (0, pad)) for t in (q, k, v))
-    out = fast_kernel().fn(q, k, v, softmax_scale=head_dim**-0.5)
-    out = out[0] if isinstance(out, tuple) else out  # some versions also return the LSE
+    out, _ = _flash(q.contiguous(), k.contiguous(), v.contiguous(), head_dim**-0.5)
     return out[..., :head_dim] if pad else out
 
 
@@ -95,7 +144,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
 
     q: [B, Nq, H, D]; k, v: [B, Nk, H, D] -> [B, Nq, H, D].
     """
-    if _use_fast(_fast_kernel_name(), q, k, v):
+    if _use_fast(_fast_kernel_name(), q):
         return _fast_attention(q, k, v)
     with sdpa_kernel(SDPA_PRIORITY, set_priority=True):
         out = F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v)))

@@ -14,7 +14,7 @@ from mugv_dit.checkpoint import PretrainedMixin
 from mugv_dit.config import DiTConfig
 from mugv_dit.layers import PatchEmbed3D, RMSNorm, ScalarEmbedder, TextEmbedder, TokenSplit
 from mugv_dit.rope import check_rope_range, rope_cos_sin, token_positions
-from mugv_dit.validation import check_inputs
+from mugv_dit.validation import check_inputs, check_text_lengths
 
 
 class ContextParallelPlan(NamedTuple):
@@ -146,7 +146,8 @@ class MUGDiT(PretrainedMixin, nn.Module):
         cond, cond0 = self.t_block(c), self.t_block(c0)
 
         # 3. text: embed, then drop padding (cross-attention is per-sample variable length)
-        text_lens = text_mask.sum(dim=1).tolist()
+        text_lens = text_mask.sum(dim=1).tolist()  # the forward's one wait for the GPU
+        check_text_lengths(text_lens)
         text_emb = self.y_embedder(text.to(dtype))
         # A full mask (fixed-length text) skips boolean indexing, which would wait for the GPU.
         full = min(text_lens) == text.shape[1]

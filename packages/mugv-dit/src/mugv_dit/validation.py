@@ -37,15 +37,19 @@ def check_inputs(
             f"text_mask must be a bool tensor of shape {tuple(text.shape[:2])}, "
             f"got {text_mask.dtype} {tuple(text_mask.shape)}"
         )
-    empty = (~text_mask.any(dim=1)).nonzero().flatten().tolist()
-    if empty:
-        raise ValueError(
-            f"text_mask marks no token for samples {empty}; every prompt needs >= 1 token"
-        )
     if frame_mask is not None and (
         frame_mask.shape != (b, frames) or frame_mask.dtype != torch.bool
     ):
         raise ValueError(
             f"frame_mask must be a bool tensor [B, T]=[{b}, {frames}] (True = generate), "
             f"got {frame_mask.dtype} {tuple(frame_mask.shape)}"
+        )
+
+
+def check_text_lengths(text_lens: list[int]) -> None:
+    """text_lens: tokens per sample (text_mask.sum(1)), read once by the model for both uses."""
+    empty = [i for i, n in enumerate(text_lens) if n == 0]
+    if empty:
+        raise ValueError(
+            f"text_mask marks no token for samples {empty}; every prompt needs >= 1 token"
         )

@@ -22,6 +22,7 @@ from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoi
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint_contexts
 
+import mugv_dit.attention  # noqa: F401  (registers torch.ops.mugv.flash_attention)
 from mugv_dit.context_parallel import apply_context_parallel
 from mugv_train.config import ConfigError, ParallelConfig
 from mugv_train.dist import DistEnv
@@ -36,6 +37,7 @@ _ATTENTION_OPS = {
     torch.ops.aten._scaled_dot_product_flash_attention.default,
     torch.ops.aten._scaled_dot_product_cudnn_attention.default,
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default,
+    torch.ops.mugv.flash_attention.default,  # FlashAttention-4 (mugv_dit.attention)
 }
 _SAVED_OPS = {
     "attention": _ATTENTION_OPS,
