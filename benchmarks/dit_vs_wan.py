@@ -94,7 +94,7 @@ def build_ours(cfg: DiTConfig, latent: tuple[int, int, int]) -> Built:
     g = torch.Generator(device="cuda").manual_seed(0)
     x = torch.randn(1, cfg.in_channels, *latent, device="cuda", generator=g)
     text = torch.randn(1, TEXT_LEN, cfg.text_dim, device="cuda", generator=g)
-    mask = torch.ones(1, TEXT_LEN, dtype=torch.bool, device="cuda")
+    mask = torch.ones(1, TEXT_LEN, dtype=torch.bool)  # on the CPU, as mugv-train passes it
     ts, fps = torch.full((1,), 500.0, device="cuda"), torch.full((1,), 30.0, device="cuda")
 
     def step() -> None:

@@ -118,7 +118,8 @@ class MUGDiT(PretrainedMixin, nn.Module):
         """Predict the velocity x0 - noise.
 
         x: [B, C, T, H, W] latents; timestep: [B] in 0..1000; text: [B, L, text_dim];
-        text_mask: [B, L] bool (True = real token); fps: [B]; frame_mask: [B, T] bool,
+        text_mask: [B, L] bool (True = real token), on x's device or on the CPU (then reading the
+        text lengths does not wait for the GPU); fps: [B]; frame_mask: [B, T] bool,
         True = generate (noisy), False = conditioning frame (clean, modulated with t = 0).
         None means every frame is generated. Returns [B, C, T, H, W] in fp32.
         """
@@ -146,8 +147,9 @@ class MUGDiT(PretrainedMixin, nn.Module):
         cond, cond0 = self.t_block(c), self.t_block(c0)
 
         # 3. text: embed, then drop padding (cross-attention is per-sample variable length)
-        text_lens = text_mask.sum(dim=1).tolist()  # the forward's one wait for the GPU
+        text_lens = text_mask.sum(dim=1).tolist()  # waits for the GPU if the mask lives there
         check_text_lengths(text_lens)
+        text_mask = text_mask.to(x.device, non_blocking=True)
         text_emb = self.y_embedder(text.to(dtype))
         # A full mask (fixed-length text) skips boolean indexing, which would wait for the GPU.
         full = min(text_lens) == text.shape[1]

@@ -121,7 +121,7 @@ class Objective:
             x=x.to(device),
             timestep=self.flow.model_timestep(t).to(device),
             text=text.to(device),
-            text_mask=text_mask.to(device),
+            text_mask=text_mask,  # stays on the CPU: the model reads lengths from it
             fps=batch["fps"].float().to(device),
             frame_mask=frame_mask.to(device),
             target=self.flow.target(x0, noise).to(device),
