@@ -59,7 +59,8 @@ class MicroStep:
 
 
 _COMPILE_HINT = (
-    "; with parallel.compile and activation_checkpointing none/full, or with parallel.float8, "
+    "; with parallel.compile and activation_checkpointing none/full (or attention with "
+    "FlashAttention-4), or with parallel.float8, "
     "FSDP2 gave NaN gradients on torch 2.11 (docs/performance.md): use "
     "activation_checkpointing=selective without float8, or compile=false"
 )
