@@ -1,11 +1,12 @@
 """A latent-space judge: a small conv probe that reads colour and direction from latents.
 
 The pixel tracker needs a VAE that redraws the shape; the tiny VAE trained for minutes on CPU
-redraws a faint blob (docs/demo.md). The DiT, though, generates latents, and the encoder does
-place the shape's position in them. The probe learns colour and direction (two heads) from the
-training clips' latents only; its accuracy on the encoded held-out clips, whose combinations it
-never saw, is reported beside its readings of generated latents and says which readings can be
-trusted (measured: direction yes, colour no, since this VAE barely encodes hue).
+redraws its motion but not its hue (docs/demo.md). The DiT, though, generates latents, and the
+encoder does keep colour and position in them. The probe learns colour and direction (two heads)
+from the training clips' latents only; its accuracy on the encoded held-out clips, whose
+combinations it never saw, is reported beside its readings of generated latents and says which
+readings can be trusted (measured: direction yes; colour not across combinations, where the
+colour head leans on the direction each colour was seen with).
 """
 
 from __future__ import annotations

@@ -136,7 +136,9 @@ def run(cfg: DemoConfig, out: Path) -> tuple[dict, list[dict]]:
     with stage("curate"):
         manifests = data.make_raw(cfg.world, specs, work)
     with stage("vae"):
-        vae, psnr = stages.train_tiny_vae(cfg, work / "raw", work / "runs" / "vae")
+        vae, psnr = stages.train_tiny_vae(
+            cfg, work / "raw", work / "runs" / "vae", work / "releases" / "vae"
+        )
     with stage("precompute"):
         t5 = data.make_t5(work / "t5")
         data.make_latents(

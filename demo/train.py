@@ -8,6 +8,8 @@ import json
 import logging
 from pathlib import Path
 
+import torch
+
 from demo.config import DemoConfig, StageSteps
 from demo.data import NEGATIVE_TEXT, T5_ID, VAE_ID
 from mugv_align import align, build_pairs
@@ -20,6 +22,9 @@ from mugv_train.export import export
 from mugv_train.metrics import read_metrics
 from mugv_train.train import train
 from mugv_train.vae import load_vae_config, train_vae
+from mugv_train.vae.config import ClipDataConfig
+from mugv_train.vae.data import heldout_clips
+from mugv_vae import MUGVAE
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +35,10 @@ def _finished(result: RunResult, run_dir: Path) -> None:
         raise RuntimeError(f"{run_dir}: the run stopped at step {result.step} ({result.status})")
 
 
-def train_tiny_vae(cfg: DemoConfig, raw: Path, run_dir: Path) -> tuple[Path, float]:
-    """The `vae-tiny` preset, briefly, on the world's clips; -> (release, held-out PSNR in dB).
-    Held-out clips are the `extra` set: combinations and reversed clips it never trained on."""
+def train_tiny_vae(cfg: DemoConfig, raw: Path, run_dir: Path, out: Path) -> tuple[Path, float]:
+    """The `vae-tiny` preset, briefly, on the world's clips, its latent statistics calibrated
+    into the release written to `out`; -> (release, held-out PSNR in dB). Held-out clips are the
+    `extra` set: combinations and reversed clips it never trained on."""
     side = cfg.world.side
     overrides = [
         f"run_dir={run_dir}",
@@ -42,6 +48,7 @@ def train_tiny_vae(cfg: DemoConfig, raw: Path, run_dir: Path) -> tuple[Path, flo
         f"data.width={side}",
         f"data.height={side}",
         f"optim.lr={cfg.vae_lr}",
+        f"loss.saliency_l1_weight={cfg.vae_saliency_l1}",
         f"stages.0.steps={cfg.vae_steps}",
         f"checkpoint.every={cfg.vae_steps + 10}",
         f"eval.every={cfg.vae_steps + 10}",
@@ -51,7 +58,32 @@ def train_tiny_vae(cfg: DemoConfig, raw: Path, run_dir: Path) -> tuple[Path, flo
         train_vae(load_vae_config("vae-tiny", overrides), resume="none", device="cpu"), run_dir
     )
     psnr = [r["heldout_psnr"] for r in read_metrics(run_dir) if "heldout_psnr" in r]
-    return run_dir / "release", psnr[-1]
+    long = resolve_shards(str(raw / "long"))
+    data = ClipDataConfig(shards=long, width=side, height=side, frames=cfg.world.long_frames)
+    clips, _ = heldout_clips(long, data, count=10**9)  # every long clip, from frame 0
+    return calibrate(run_dir / "release", clips, out), psnr[-1]
+
+
+@torch.no_grad()
+def calibrate(release: Path, clips: torch.Tensor, out: Path) -> Path:
+    """Write `release` to `out` with latent_shift / latent_scale set to the per-channel mean and
+    std of its posterior samples on `clips` [N, 3, T, H, W] in [-1, 1]: the DiT then sees latents
+    of unit scale, as the released VAE's constants give for its own latents. A fresh `vae-tiny`
+    carries those released constants, and its latents came out 3-4x wider than unit noise
+    (docs/demo.md)."""
+    model = MUGVAE.from_pretrained(release).eval()
+    g = torch.Generator().manual_seed(0)
+    z = torch.cat([model.encode_posterior(c[None]).sample(g) for c in clips])  # [N, 24, T', h, w]
+    mean, std = z.mean((0, 2, 3, 4)), z.std((0, 2, 3, 4))
+    config = model.config.model_copy(
+        update={"latent_shift": tuple(mean.tolist()), "latent_scale": tuple(std.tolist())}
+    )
+    calibrated = MUGVAE(config)
+    calibrated.load_state_dict(
+        model.state_dict() | {"shift": mean.view_as(model.shift), "scale": std.view_as(model.scale)}
+    )
+    log.info("VAE latents: per-channel std %.2f to %.2f", float(std.min()), float(std.max()))
+    return calibrated.save_pretrained(out)
 
 
 def _common(cfg: DemoConfig, run_dir: Path, shards: str, latents: Path) -> dict:

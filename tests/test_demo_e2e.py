@@ -7,13 +7,16 @@ import json
 from math import comb
 
 import pytest
+import torch
 
 from demo.config import PRESETS, WorldConfig
 from demo.data import make_t5
 from demo.run import prompts, run
 from demo.stats import Score, lower_bound, tail
 from demo.tracker import track
+from demo.train import calibrate
 from demo.world import COLOURS, DIRECTIONS, HELD_OUT, clip_specs, render
+from mugv_vae import MUGVAE, VAEConfig
 
 
 def test_tracker_reads_every_ground_truth_clip():
@@ -41,6 +44,23 @@ def test_text_encoder_gives_each_world_word_its_own_token(tmp_path):
     assert ids[0][0] == ids[1][0] and ids[0][1] == ids[1][1]  # "a", "red" (lower-cased)
     assert len({ids[0][2], ids[1][2], ids[0][4], ids[1][4]}) == 4  # shapes and directions differ
     assert ids[2][2] == tok.unk_token_id and ids[0][-1] == tok.eos_token_id
+
+
+@torch.no_grad()
+def test_calibrated_vae_gives_unit_latents_and_the_same_round_trip(tmp_path):
+    torch.manual_seed(0)
+    vae = MUGVAE(VAEConfig.preset("tiny")).eval()
+    vae.save_pretrained(tmp_path / "vae")
+    clips = torch.rand(4, 3, 9, 16, 16) * 2 - 1
+    cal = MUGVAE.from_pretrained(calibrate(tmp_path / "vae", clips, tmp_path / "cal")).eval()
+    g = torch.Generator().manual_seed(0)  # calibrate's draws, replayed
+    z = torch.cat([cal.encode(c[None], generator=g) for c in clips])
+    dims = (0, 2, 3, 4)
+    assert torch.allclose(z.mean(dims), torch.zeros(24), atol=1e-5)
+    assert torch.allclose(z.std(dims), torch.ones(24), atol=1e-5)
+    x = clips[:1]
+    before = vae.decode(vae.encode(x, sample=False), 9)
+    assert torch.allclose(cal.decode(cal.encode(x, sample=False), 9), before, atol=1e-5)
 
 
 def test_binomial_tail_and_bound():
