@@ -48,6 +48,11 @@ def test_fast_kernel_is_none_without_flash_attn_4(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "flash_attn.cute.interface", None)
     attn.fast_kernel.cache_clear()
     assert attn.fast_kernel() is None
+    # a release without the private backward the custom op calls: SDPA at start-up
+    no_backward = SimpleNamespace(flash_attn_func=lambda *a, **k: None)
+    monkeypatch.setitem(__import__("sys").modules, "flash_attn.cute.interface", no_backward)
+    attn.fast_kernel.cache_clear()
+    assert attn.fast_kernel() is None
     attn.fast_kernel.cache_clear()
 
 

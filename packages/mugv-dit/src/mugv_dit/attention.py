@@ -49,13 +49,16 @@ class FastKernel(NamedTuple):
 
 def _load_fa4() -> FastKernel:
     interface = importlib.import_module("flash_attn.cute.interface")
+    # The public flash_attn_func is an autograd.Function; the custom ops need its two halves, so
+    # the backward is FA4's private one, looked up here so that a release without it falls back
+    # to SDPA at start-up rather than failing in a backward (the extra caps the version too).
+    fwd, bwd = interface.flash_attn_func, interface._flash_attn_bwd
 
     def forward(q, k, v, softmax_scale):
-        return interface.flash_attn_func(q, k, v, softmax_scale=softmax_scale, return_lse=True)
+        return fwd(q, k, v, softmax_scale=softmax_scale, return_lse=True)
 
     def backward(q, k, v, out, dout, lse, softmax_scale):
-        # the public flash_attn_func is an autograd.Function; the custom op needs its halves
-        return interface._flash_attn_bwd(q, k, v, out, dout, lse, softmax_scale)[:3]
+        return bwd(q, k, v, out, dout, lse, softmax_scale)[:3]
 
     return FastKernel("fa4", forward, backward)
 
