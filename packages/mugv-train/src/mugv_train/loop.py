@@ -33,6 +33,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_model_state_dict,
     set_state_dict,
 )
+from torch.distributed.fsdp import FSDPModule
 
 from mugv_data import LatentLoader, LoaderConfig
 from mugv_data.loader.loader import resolve_shards
@@ -212,7 +213,8 @@ class Trainer(EngineRun):
         stats = torch.zeros(2 * len(names) + 2, dtype=torch.float64)  # sums, counts, tokens, flops
         for i, batch in enumerate(batches):
             g = torch.Generator().manual_seed(step_seed(cfg.seed, self.step, i, env.dp_rank))
-            self.model.set_requires_gradient_sync(i == accum - 1)
+            if isinstance(self.model, FSDPModule):  # one-rank fp32 runs are unwrapped
+                self.model.set_requires_gradient_sync(i == accum - 1)
             micro = self.micro_step(batch, i, pos, g)
             (micro.loss * (env.cp / accum)).backward()  # x cp: see parallelize.py
             for name, (total, count) in micro.metrics.items():

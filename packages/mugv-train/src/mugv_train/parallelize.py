@@ -109,6 +109,11 @@ def apply_compile(model: nn.Module) -> None:
         module.compile(fullgraph=False)
 
 
+def is_unwrapped(env: DistEnv, cfg: ParallelConfig) -> bool:
+    """Whether `apply_fsdp` leaves the model a plain module (one rank, fp32 parameters)."""
+    return env.fsdp_mesh.size() == 1 and cfg.param_dtype == "float32"
+
+
 def apply_fsdp(
     model: nn.Module,
     env: DistEnv,
@@ -116,7 +121,18 @@ def apply_fsdp(
     ignored_params: set[nn.Parameter] | None = None,
 ) -> None:
     """FSDP2 per unit, then the root; `ignored_params` stay whole on every rank, unsharded and
-    unsynchronised (FSDP2 cannot shard 0-d parameters such as MUGVAE's unused `logvar`)."""
+    unsynchronised (FSDP2 cannot shard 0-d parameters such as MUGVAE's unused `logvar`).
+
+    One rank in fp32 is left unwrapped, only moved to the device: FSDP2 would shard nothing and
+    cast nothing there, and its DTensor bookkeeping (per-op sharding propagation, per-tensor
+    optimizer dispatch) more than doubled a small model's CPU step (docs/performance.md).
+    Checkpoints hold the same full-shape tensors either way: DCP reshards them on load, so runs
+    move between one rank and N.
+    """
+    if is_unwrapped(env, cfg):
+        if not any(p.is_meta for p in model.parameters()):  # meta: the caller materialises it
+            model.to(env.device)  # as fully_shard would
+        return
     policy = MixedPrecisionPolicy(
         param_dtype=_DTYPES[cfg.param_dtype], reduce_dtype=_DTYPES[cfg.reduce_dtype]
     )

@@ -37,6 +37,7 @@ from torch.distributed.checkpoint.state_dict import (
     get_state_dict,
     set_state_dict,
 )
+from torch.distributed.fsdp import FSDPModule
 
 from mugv_train import checkpoint as ckpt
 from mugv_train.config import ConfigError, dump_config
@@ -241,7 +242,8 @@ class VAETrainer(EngineRun):
                 sums += torch.tensor([float(psnr(recon, x)[0]), float(ssim(recon, x)[0]), 1.0], dtype=torch.float64)  # fmt: skip
         # A forward without backward leaves the root unsharded, and the next backward would
         # then add into stale unsharded gradients: reshard explicitly.
-        self.model.reshard()
+        if isinstance(self.model, FSDPModule):  # one-rank fp32 runs are unwrapped
+            self.model.reshard()
         totals = env.sum(sums)
         return {"heldout_psnr": float(totals[0] / totals[2]), "heldout_ssim": float(totals[1] / totals[2])}  # fmt: skip
 
