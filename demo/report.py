@@ -45,12 +45,15 @@ def checks(numbers: dict, th: ThresholdConfig) -> list[dict]:
         add(f"{key} accuracy", score["accuracy"], limit)
         add(f"{key} p-value", score["p_value"], th.max_p_value, False)
     add("VAE held-out PSNR (dB)", numbers["vae_psnr"], th.vae_psnr)
-    for run, stages in numbers["losses"].items():
-        for stage, v in stages.items():
-            limit = {"sft": th.sft_loss_ratio, "dpo": th.dpo_loss_ratio}.get(run, th.loss_drop)
+    for run in ("pretrain", "sft"):
+        for stage, v in numbers["losses"][run].items():
+            limit = th.sft_loss_ratio if run == "sft" else th.loss_drop
             add(f"{run}/{stage} loss last/first", v["ratio"], limit, False)
-    pref = numbers["preference"]["train_policy"]
-    add("DPO training-pair accuracy (policy)", pref, th.preference_accuracy)
+    pref = numbers["preference"]
+    add("DPO training-pair accuracy (policy)", pref["train_policy"], th.preference_accuracy)
+    if th.dpo_margin is not None:
+        margin = pref["train_policy"] - pref["train_reference"]
+        add("DPO training-pair accuracy, policy - reference", margin, th.dpo_margin)
     return rows
 
 

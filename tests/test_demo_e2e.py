@@ -11,6 +11,7 @@ import torch
 
 from demo.config import PRESETS, WorldConfig
 from demo.data import make_t5
+from demo.report import checks
 from demo.run import prompts, run
 from demo.stats import Score, lower_bound, tail
 from demo.tracker import track
@@ -74,6 +75,33 @@ def test_binomial_tail_and_bound():
         0.01, rel=1e-6
     )  # the bound is where the tail hits alpha
     assert Score(24, 32, 0.25).p_value < 1e-8 and Score(8, 32, 0.25).p_value > 0.4
+
+
+def _numbers(policy: float, reference: float) -> dict:
+    score = Score(40, 48, 0.25).to_dict()
+    loss = {"0": {"first": 1.0, "last": 0.5, "ratio": 0.5, "steps": 10}}
+    return {
+        "tracking": {
+            k.rpartition(" ")[0]: {"colour": score, "direction": score}
+            for k in PRESETS["full"].thresholds.accuracy
+        },
+        "vae_psnr": 21.0,
+        "losses": {"pretrain": loss, "sft": loss, "dpo": {"0": loss["0"] | {"ratio": 5.0}}},
+        "preference": {"train_policy": policy, "train_reference": reference},
+    }
+
+
+def test_dpo_is_judged_by_pair_accuracy_against_the_reference_not_its_loss():
+    th = PRESETS["full"].thresholds
+    rows = {r["check"]: r for r in checks(_numbers(0.95, 0.85), th)}
+    assert all(r["ok"] for r in rows.values()) and not any("dpo/" in k for k in rows)
+    margin = "DPO training-pair accuracy, policy - reference"
+    assert rows[margin]["value"] == pytest.approx(0.10)
+    failed = [r["check"] for r in checks(_numbers(0.95, 0.93), th) if not r["ok"]]
+    assert failed == [margin]
+    assert margin not in {
+        r["check"] for r in checks(_numbers(0.95, 0.93), PRESETS["ci"].thresholds)
+    }
 
 
 def test_ci_demo_learns(tmp_path):
