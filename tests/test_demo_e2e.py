@@ -97,10 +97,10 @@ def test_dpo_is_judged_by_pair_accuracy_against_the_reference_not_its_loss():
     assert all(r["ok"] for r in rows.values()) and not any("dpo/" in k for k in rows)
     margin = "DPO training-pair accuracy, policy - reference"
     assert rows[margin]["value"] == pytest.approx(0.10)
-    failed = [r["check"] for r in checks(_numbers(0.95, 0.93), th) if not r["ok"]]
+    failed = [r["check"] for r in checks(_numbers(0.90, 0.93), th) if not r["ok"]]
     assert failed == [margin]
     assert margin not in {
-        r["check"] for r in checks(_numbers(0.95, 0.93), PRESETS["ci"].thresholds)
+        r["check"] for r in checks(_numbers(0.90, 0.93), PRESETS["ci"].thresholds)
     }
 
 

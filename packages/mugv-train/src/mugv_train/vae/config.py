@@ -41,6 +41,13 @@ class VAEModelConfig(_Strict):
     lpips: str | None = Field(
         None, description="local LPIPS-VGG safetensors file; needed when loss.perceptual_weight > 0"
     )
+    frame_batch: int = Field(
+        64,
+        ge=1,
+        description="frames per call of the frame-wise 2D stage in training and evaluation. "
+        "The backward keeps every frame's activations whatever the split, so fewer, larger calls "
+        "only save time (27 % of a tiny-VAE CPU step against mugv-vae's default of 8)",
+    )
 
     @field_validator("init_from", "lpips", mode="before")
     @classmethod

@@ -113,6 +113,7 @@ class VAETrainer(EngineRun):
                 f"model.init_from {cfg.init_from}: its architecture is not the {cfg.preset!r} "
                 "preset; set model.preset to the preset it was trained with"
             )
+        model.tiling = model.tiling.model_copy(update={"frame_batch": cfg.frame_batch})
         model.logvar.requires_grad_(False)
         if cfg.freeze_spatial:
             model.spatial_vae.requires_grad_(False)
