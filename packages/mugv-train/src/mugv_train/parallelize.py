@@ -126,8 +126,7 @@ def apply_fsdp(
     One rank in fp32 is left unwrapped, only moved to the device: FSDP2 would shard nothing and
     cast nothing there, and its DTensor bookkeeping (per-op sharding propagation, per-tensor
     optimizer dispatch) more than doubled a small model's CPU step (docs/performance.md).
-    Checkpoints hold the same full-shape tensors either way: DCP reshards them on load, so runs
-    move between one rank and N.
+    Checkpoints keep one format: DCP reshards on load (two FSDP2 ranks resume on one, tested).
     """
     if is_unwrapped(env, cfg):
         if not any(p.is_meta for p in model.parameters()):  # meta: the caller materialises it
